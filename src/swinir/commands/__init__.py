@@ -1,0 +1,1 @@
+"""Subcommands of the ``swinir`` CLI, one module each (see ``swinir.cli``)."""
