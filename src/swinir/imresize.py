@@ -67,12 +67,15 @@ def resize_weights(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray,
 def _resize_axis(arr: np.ndarray, axis: int, out_len: int, scale: float) -> np.ndarray:
     """Resize float64 ``arr`` along ``axis``; returns float64."""
     idx, w = resize_weights(arr.shape[axis], out_len, scale)
-    moved = np.moveaxis(arr, axis, 0)
-    rest = (1,) * (moved.ndim - 1)
-    out = np.zeros((out_len, *moved.shape[1:]), dtype=np.float64)
-    for t in range(idx.shape[1]):
-        out += w[:, t].reshape(-1, *rest) * moved[idx[:, t]]
-    return np.moveaxis(out, 0, axis)
+    moved = np.ascontiguousarray(np.moveaxis(arr, axis, 0), dtype=np.float64)
+    flat = moved.reshape(moved.shape[0], -1)
+    out = np.zeros((out_len, flat.shape[1]), dtype=np.float64)
+    tap = np.empty_like(out)
+    for t in range(idx.shape[1]):  # taps in order, so sums round exactly as MATLAB's do
+        np.take(flat, idx[:, t], axis=0, out=tap)
+        tap *= w[:, t, None]
+        out += tap
+    return np.moveaxis(out.reshape(out_len, *moved.shape[1:]), 0, axis)
 
 
 def _to_int(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:

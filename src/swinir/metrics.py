@@ -133,11 +133,15 @@ def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     k = g.size
     h, w = img.shape
     rows = np.zeros((h - k + 1, w), dtype=np.float64)
-    for i in range(k):
-        rows += g[i] * img[i : i + h - k + 1]
+    tmp = np.empty_like(rows)
+    for i in range(k):  # in place: avoids a temporary per tap
+        np.multiply(img[i : i + h - k + 1], g[i], out=tmp)
+        rows += tmp
     out = np.zeros((h - k + 1, w - k + 1), dtype=np.float64)
+    tmp = np.empty_like(out)
     for j in range(k):
-        out += g[j] * rows[:, j : j + w - k + 1]
+        np.multiply(rows[:, j : j + w - k + 1], g[j], out=tmp)
+        out += tmp
     return out
 
 
