@@ -194,6 +194,25 @@ def test_checkpoint_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 2 and "no_such_model" in err
 
 
+def test_zoo_name_resolves_from_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zoo = pytest.importorskip("swinir.zoo", reason="swinir.zoo is not in this install")
+    import torch
+
+    import swinir
+
+    entry = next(m for m in zoo.list_models() if m.task == "classical_sr" and m.scale == 2)
+    monkeypatch.setenv("SWINIR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SWINIR_ZOO_URL", "http://127.0.0.1:9")  # never reached: the file is cached
+    torch.manual_seed(0)
+    config = swinir.SwinIRConfig(upscale=2, embed_dim=12, depths=(1,), num_heads=(2,), window_size=8)
+    swinir.save_model(swinir.build_model(config), tmp_path / "cache" / entry.filename)
+    code, out, err = _eval(capsys, "--model", entry.name, "--hr-dir", str(_small_hr_dir(tmp_path)))
+    assert code == 0, err
+    assert out.startswith(f"{entry.name}  x2")
+
+
 def test_tiled_model_matches_whole_image(tmp_path: Path) -> None:
     pytest.importorskip("swinir.tiling", reason="swinir.tiling is not in this install")
     import torch

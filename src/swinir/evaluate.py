@@ -270,10 +270,13 @@ def resolve_upscaler(
     img_range: float | None = None,
     tile: int | None = None,
     tile_overlap: int = 32,
+    progress: bool = True,
 ) -> tuple[str, Upscaler, int | None]:
     """``(label, upscaler, model_scale)`` for ``bicubic``, a checkpoint path, or a zoo name.
 
-    ``model_scale`` is None for bicubic. Raises :class:`EvalError` with a one-line reason.
+    Zoo names go through :func:`swinir.zoo.resolve_model` (downloaded once into its cache, with a
+    progress bar unless ``progress`` is False). ``model_scale`` is None for bicubic.
+    Raises :class:`EvalError` with a one-line reason.
     """
     if spec.lower() == "bicubic":
         if scale is None:
@@ -283,11 +286,11 @@ def resolve_upscaler(
 
     path = Path(spec)
     label = path.stem
-    if not path.exists():
-        resolved = _zoo_path(spec)
-        if resolved is None:
-            raise EvalError(f"{spec}: no such file, and not 'bicubic' or a known model name")
-        path, label = resolved, spec
+    if not path.is_file():
+        path, zoo_range = _zoo_path(spec, progress)
+        label = spec
+        if img_range is None:
+            img_range = zoo_range
     try:
         model = load_model(path, img_range=img_range)
     except CheckpointError as exc:
@@ -300,19 +303,18 @@ def resolve_upscaler(
     return label, model_upscaler(model, tile=tile, tile_overlap=tile_overlap), model_scale
 
 
-def _zoo_path(name: str) -> Path | None:
-    """Local file for a zoo model name, or None when there is no zoo or no such name."""
+def _zoo_path(name: str, progress: bool) -> tuple[Path, float | None]:
+    """Local file and input scaling of a zoo model name; EvalError when it cannot be had."""
     try:
-        from . import zoo  # type: ignore[attr-defined]
+        from .zoo import ZooError, find_model, resolve_model
     except ImportError:
-        return None
-    resolver = getattr(zoo, "resolve", None)
-    if resolver is None:
-        return None
+        raise EvalError(f"{name}: no such file, and not 'bicubic'") from None
     try:
-        return Path(resolver(name))
-    except (KeyError, ValueError, LookupError):
-        return None
+        path = resolve_model(name, progress=progress)
+    except ZooError as exc:
+        raise EvalError(str(exc)) from None
+    entry = find_model(name)
+    return Path(path), (None if entry is None else float(entry.img_range))
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
             if not sep or not name or not where:
                 raise EvalError(f"--other {item!r}: expected NAME=PATH_OR_DIR")
             others.append((name, where))
-        models = [resolve_upscaler(m, args.scale, args.img_range, args.tile) for m in args.model]
+        models = [
+            resolve_upscaler(m, args.scale, args.img_range, args.tile, progress=not args.quiet)
+            for m in args.model
+        ]
         output = args.output or f"{Path(args.lr).stem}_compare.png"
         layout = compare(
             args.lr,

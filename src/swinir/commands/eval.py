@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             if args.tile is not None:
                 _check_tiling()
             label, upscaler, model_scale = resolve_upscaler(
-                args.model, args.scale, args.img_range, args.tile, args.tile_overlap
+                args.model, args.scale, args.img_range, args.tile, args.tile_overlap, not args.quiet
             )
             scale = args.scale if args.scale is not None else model_scale
             assert scale is not None
