@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -207,6 +208,13 @@ def test_decompression_bombs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match=r"too large: 20x20.*--max-pixels"):
         read_image(small, max_pixels=100)
     assert read_image(small, max_pixels=400).width == 20
+
+
+def test_written_files_get_normal_permissions(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out = write_image(tmp_path / "o.png", ImageData(pixels=np.zeros((2, 2, 3), np.float32)))
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -152,6 +153,8 @@ def bundled_path() -> Path:
 
 def find_model(name: str) -> ZooModel | None:
     """A zoo entry by short name, official file name, or file name without ``.pth``."""
+    if name in (BUNDLED_NAME, BUNDLED_FILE):
+        return _bundled()
     if name in MODELS:
         return MODELS[name]
     for model in MODELS.values():
@@ -161,7 +164,26 @@ def find_model(name: str) -> ZooModel | None:
 
 
 def list_models() -> list[ZooModel]:
-    return list(MODELS.values())
+    return [_bundled() if m.task == "bundled" else m for m in MODELS.values()]
+
+
+def _bundled() -> ZooModel:
+    """The bundled entry with scale and img_range read from the file's metadata when it exists."""
+    path = bundled_path()
+    if not path.is_file():
+        return BUNDLED
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            config = json.loads((f.metadata() or {}).get("swinir_config", "{}"))
+        return replace(
+            BUNDLED,
+            scale=int(config.get("upscale", BUNDLED.scale)),
+            img_range=float(config.get("img_range", BUNDLED.img_range)),
+        )
+    except Exception:  # an unreadable file is reported when it is loaded, not when it is listed
+        return BUNDLED
 
 
 def is_cached(model: ZooModel, cache: Path | None = None) -> bool:

@@ -1,0 +1,153 @@
+"""``swinir upscale``: folders with good and bad files, naming, formats, skip-existing, outscale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import png
+import pytest
+import torch
+from PIL import Image
+
+import swinir
+from swinir.cli import main
+from swinir.imageio import encode_png16
+from swinir.model import SwinIR, SwinIRConfig, preset
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.manual_seed(0)
+    base = {**preset("lightweight_x2").to_dict(), "depths": [2], "num_heads": [2], "embed_dim": 12}
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    swinir.save_model(SwinIR(SwinIRConfig.from_dict(base)), path)
+    return str(path)
+
+
+def _u8(*shape: int) -> np.ndarray:
+    return RNG.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _folder(root: Path) -> Path:
+    src = root / "in"
+    src.mkdir()
+    Image.fromarray(_u8(12, 16, 3)).save(src / "rgb.png")
+    rgba = _u8(12, 16, 4)
+    rgba[:, :8, 3] = 0
+    Image.fromarray(rgba).save(src / "rgba.png")
+    Image.fromarray(_u8(12, 16)).save(src / "gray.png")
+    Image.fromarray(RNG.integers(0, 65536, (12, 16), dtype=np.uint16)).save(src / "gray16.png")
+    (src / "rgb16.png").write_bytes(encode_png16(RNG.integers(0, 65536, (12, 16, 3), dtype=np.uint16)))
+    Image.fromarray(_u8(12, 16, 3)).save(src / "photo.jpg", quality=90)
+    good = (src / "rgb.png").read_bytes()
+    (src / "truncated.png").write_bytes(good[: len(good) // 2])
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.png").write_text("this is text, not a picture\n")
+    (src / "readme.txt").write_text("ignored: not an image extension\n")
+    return src
+
+
+def _run(*argv: str) -> int:
+    return main(["upscale", *argv])
+
+
+def test_folder_with_good_and_bad_files(tmp_path: Path, model: str, capsys: pytest.CaptureFixture) -> None:
+    src = _folder(tmp_path)
+    out = tmp_path / "out"
+    code = _run(str(src), "-o", str(out), "--model", model, "--tile", "16", "--tile-overlap", "4")
+    err = capsys.readouterr().err
+    assert code == 1
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "gray16_x2.png",
+        "gray_x2.png",
+        "photo_x2.jpg",
+        "rgb16_x2.png",
+        "rgb_x2.png",
+        "rgba_x2.png",
+    ]
+    with Image.open(out / "rgba_x2.png") as im:
+        assert im.mode == "RGBA" and im.size == (32, 24)
+        assert np.asarray(im)[:, :, 3].min() < 255  # transparency kept
+    with Image.open(out / "gray_x2.png") as im:
+        assert im.mode == "L" and im.size == (32, 24)
+    with Image.open(out / "gray16_x2.png") as im:
+        assert im.mode == "I;16"
+    _, _, _, info = png.Reader(filename=str(out / "rgb16_x2.png")).read()
+    assert info["bitdepth"] == 16 and not info["greyscale"] and info["size"] == (32, 24)
+    with Image.open(out / "photo_x2.jpg") as im:
+        assert im.format == "JPEG" and im.size == (32, 24)
+    for name, reason in [("truncated.png", "truncated or corrupt"), ("empty.png", "file is empty"),
+                         ("notes.png", "not an image")]:  # fmt: skip
+        lines = [line for line in err.splitlines() if name in line]
+        assert lines and all(reason in line for line in lines), (name, err)
+    assert "6 written, 0 skipped, 3 failed" in err
+
+
+def test_skip_existing_and_quiet(tmp_path: Path, model: str, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(_u8(10, 10, 3)).save(src / f"{i}.png")
+    out = tmp_path / "out"
+    assert _run(str(src), "-o", str(out), "--model", model, "-q") == 0
+    assert capsys.readouterr().err == ""
+    first = (out / "0_x2.png").stat().st_mtime_ns
+    (out / "1_x2.png").unlink()
+    assert _run(str(src), "-o", str(out), "--model", model, "--skip-existing") == 0
+    assert "1 written, 1 skipped, 0 failed" in capsys.readouterr().err
+    assert (out / "0_x2.png").stat().st_mtime_ns == first and (out / "1_x2.png").exists()
+
+
+def test_single_file_outscale_format_and_suffix(tmp_path: Path, model: str) -> None:
+    src = tmp_path / "pic.png"
+    Image.fromarray(_u8(10, 12, 3)).save(src)
+    assert _run(str(src), "-o", str(tmp_path / "exact.jpg"), "--model", model, "--outscale", "3", "-q") == 0
+    with Image.open(tmp_path / "exact.jpg") as im:
+        assert im.format == "JPEG" and im.size == (36, 30)
+    assert _run(str(src), "-o", str(tmp_path / "d"), "--model", model, "--outscale", "1.5", "-q") == 0
+    with Image.open(tmp_path / "d" / "pic_x1.5.png") as im:
+        assert im.size == (18, 15)
+    assert _run(str(src), "-o", str(tmp_path / "w"), "--model", model, "-f", "webp", "-s", "_big", "-q") == 0
+    assert (tmp_path / "w" / "pic_big.webp").is_file()
+    # Next to the input by default; never over the input itself.
+    assert _run(str(src), "--model", model, "-q") == 0 and (tmp_path / "pic_x2.png").is_file()
+    assert _run(str(src), "--model", model, "-s", "", "-q") == 1
+
+
+def test_recursive_keeps_the_tree(tmp_path: Path, model: str) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(_u8(8, 8, 3)).save(src / "a.png")
+    Image.fromarray(_u8(8, 8, 3)).save(src / "sub" / "b.bmp")
+    out = tmp_path / "out"
+    assert _run(str(src), "-o", str(out), "--model", model, "-q") == 0
+    assert not (out / "sub").exists()
+    assert _run(str(src), "-o", str(out), "--model", model, "-r", "-q", "--skip-existing") == 0
+    assert (out / "sub" / "b_x2.bmp").is_file()
+
+
+def test_model_and_option_errors(tmp_path: Path, model: str, capsys: pytest.CaptureFixture) -> None:
+    img = tmp_path / "x.png"
+    Image.fromarray(_u8(8, 8, 3)).save(img)
+    assert _run(str(img), "--model", str(tmp_path / "nope.pth")) == 2
+    assert "nope.pth: no such file" in capsys.readouterr().err
+    assert _run(str(img), "--model", model, "--tile", "16", "--tile-overlap", "8") == 2
+    assert "half the tile" in capsys.readouterr().err
+    assert _run(str(tmp_path / "missing.png"), "--model", model, "-q") == 1
+    assert "missing.png: no such file" in capsys.readouterr().err
+    assert _run("--list-models") == 0
+    listing = capsys.readouterr().out
+    assert "classical-x2" in listing and "real-large-x4-gan" in listing and "default" in listing
