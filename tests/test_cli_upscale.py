@@ -146,6 +146,8 @@ def test_model_and_option_errors(tmp_path: Path, model: str, capsys: pytest.Capt
     assert "nope.pth: no such file" in capsys.readouterr().err
     assert _run(str(img), "--model", model, "--tile", "16", "--tile-overlap", "8") == 2
     assert "half the tile" in capsys.readouterr().err
+    assert _run(str(img), str(img), "-o", str(tmp_path / "one.png"), "--model", model) == 2
+    assert "several inputs" in capsys.readouterr().err
     assert _run(str(tmp_path / "missing.png"), "--model", model, "-q") == 1
     assert "missing.png: no such file" in capsys.readouterr().err
     assert _run("--list-models") == 0

@@ -433,8 +433,14 @@ def _umask() -> int:
 
 
 def _quantize(x: np.ndarray, peak: int, dtype: type) -> np.ndarray:
-    out = np.clip(x, 0.0, 1.0) * np.float32(peak)
-    return np.rint(out, out=out).astype(dtype)
+    """Floats in [0, 1] -> rounded integers, a block of rows at a time to keep temporaries small."""
+    out = np.empty(x.shape, dtype=dtype)
+    rows = max(1, (1 << 22) // max(1, x[0].size))
+    for r in range(0, x.shape[0], rows):
+        block = np.clip(x[r : r + rows], 0.0, 1.0).astype(np.float32, copy=False)
+        block *= np.float32(peak)
+        out[r : r + rows] = np.rint(block, out=block)
+    return out
 
 
 def _stack(pixels: np.ndarray, alpha: np.ndarray | None, peak: int, dtype: type) -> np.ndarray:

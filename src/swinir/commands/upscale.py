@@ -198,6 +198,12 @@ def plan_jobs(
     return kept, failures
 
 
+def _looks_like_image(name: str) -> bool:
+    from ..imageio import FORMAT_BY_SUFFIX
+
+    return Path(name).suffix.lower() in FORMAT_BY_SUFFIX
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -225,6 +231,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not 1 <= args.quality <= 100:
         print(f"swinir upscale: --quality must be 1-100, got {args.quality}", file=sys.stderr)
+        return 2
+    several = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    if several and args.output and not Path(args.output).is_dir() and _looks_like_image(args.output):
+        print(
+            f"swinir upscale: -o {args.output} is a file name, but there are several inputs; give a folder",
+            file=sys.stderr,
+        )
         return 2
     bars_off = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     try:
