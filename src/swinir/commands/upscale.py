@@ -111,7 +111,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="bf16 halves activation memory and is faster on recent GPUs (default: %(default)s)",
+        help="bf16 runs the model in bfloat16: faster on recent GPUs, output differs slightly "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--alpha",
