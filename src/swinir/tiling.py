@@ -25,8 +25,10 @@ import torch
 from torch import Tensor
 
 # Default tile edge in input pixels and overlap between neighbouring tiles. Chosen with
-# benchmarks/tiling_memory.py: peak RSS for any image size stays under ~2 GB on CPU with the classical
-# (SwinIR-M) and lightweight models; see the README's Upscale section for the numbers.
+# benchmarks/tiling_memory.py: with the classical (SwinIR-M) and lightweight models the network's
+# share of CPU memory stays a few hundred MiB whatever the image size, and a whole 2048x2048 run peaks
+# at 0.7-1.7 GiB (x2-x4), most of it image-sized buffers; 384-pixel tiles were larger and slower per
+# pixel. The README's Upscale section has the numbers.
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 32
 
