@@ -26,5 +26,10 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# Upscale the bundled sample (drawn by src/swinir/assets/make_sample.py) with the bundled model.
+demo: install
+	$(BIN)/swinir upscale src/swinir/assets/sample.png -o demo_out/sample_x2.png
+	@echo "demo: demo_out/sample_x2.png is src/swinir/assets/sample.png upscaled x2 by the bundled model"
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

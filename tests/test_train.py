@@ -264,3 +264,37 @@ def test_charbonnier_adamw_multistep_clip(data_root: Path, tmp_path: Path) -> No
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-3)
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "step_00000003.pt", weights_only=True)
     assert "ema" not in ckpt
+
+
+# ---------------------------------------------------------------------------------------------
+# Logs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_runs_without_tensorboard_with_a_note(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "torch.utils.tensorboard", None)  # import fails
+    raw = tiny_config(data_root, tmp_path / "run", steps=2, logging={"tensorboard": True})
+    assert Trainer(config_from_dict(raw)).run() == 0
+    assert "tensorboard is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "tb").exists() and (tmp_path / "run" / "log.jsonl").is_file()
+
+
+def test_tensorboard_scalars_and_images(data_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    raw = tiny_config(
+        data_root,
+        tmp_path / "run",
+        steps=2,
+        logging={"tensorboard": True},
+        validation={"hr_dir": str(data_root / "val"), "every": 2, "samples": 1},
+    )
+    assert Trainer(config_from_dict(raw)).run() == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss", "lr", "patches_per_s", "val_psnr", "val_ssim"} <= set(tags["scalars"])
+    assert tags["images"] == ["val/img000.png"]
