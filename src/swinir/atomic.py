@@ -24,6 +24,14 @@ class atomic_path:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self.tmp is not None
         if exc_type is None:
+            # mkstemp makes the file private (0600); give the result the permissions a plain open() would.
+            os.chmod(self.tmp, 0o666 & ~_current_umask())
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read the umask is to set it and restore it
+    os.umask(mask)
+    return mask

@@ -421,15 +421,7 @@ def write_image(
             tmp.write_bytes(encode_png16(_stack(pixels, alpha, 65535, np.uint16), image.icc_profile))
         else:
             _write_tiff16(tmp, _stack(pixels, alpha, 65535, np.uint16), image.icc_profile)
-        # The temporary file is created private (0600); give the output the usual permissions.
-        os.chmod(tmp, 0o666 & ~_umask())
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _quantize(x: np.ndarray, peak: int, dtype: type) -> np.ndarray:
