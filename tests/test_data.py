@@ -191,3 +191,12 @@ def test_load_validation(tmp_path: Path) -> None:
     assert [name for name, _, _ in images] == ["v/img000.png", "v/img001.png"]
     _, lr, hr = images[0]
     assert hr.shape == (32, 40, 3) and lr.shape == (16, 20, 3)
+
+
+def test_validation_errors_name_the_file(tmp_path: Path) -> None:
+    make_images(tmp_path, {"": 1})
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"bad\.png: unreadable validation image"):
+        load_validation(str(tmp_path), 2)
+    with pytest.raises(DataError, match="no validation images"):
+        load_validation(str(tmp_path), 2, include=["nothing*"])

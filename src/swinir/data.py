@@ -511,15 +511,21 @@ def load_validation(
         rel = path.relative_to(root).as_posix()
         if include and not matches(rel, include):
             continue
-        hr = modcrop(read_image(str(path), channels), scale)
-        if lr_dir:
-            found = find_lr(Path(lr_dir), Path(rel), scale)
-            if found is None:
-                raise DataError(f"{path}: no LR image for it under {lr_dir}")
-            lr = read_image(str(found), channels)
-            hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
-        else:
-            lr = degrade(hr)
+        try:
+            hr = modcrop(read_image(str(path), channels), scale)
+            if lr_dir:
+                found = find_lr(Path(lr_dir), Path(rel), scale)
+                if found is None:
+                    raise DataError(f"{path}: no LR image for it under {lr_dir}")
+                path = found
+                lr = read_image(str(found), channels)
+                hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+            else:
+                lr = degrade(hr)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{path}: unreadable validation image ({exc})") from None
         out.append((rel, lr, hr))
         if max_images and len(out) >= max_images:
             break
