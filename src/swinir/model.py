@@ -13,10 +13,15 @@ are computed on demand and cached per input size; they are never stored in check
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +31,8 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
 ResiConnection = Literal["1conv", "3conv"]
 
+T = TypeVar("T")
+
 UPSAMPLERS: tuple[str, ...] = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
 RESI_CONNECTIONS: tuple[str, ...] = ("1conv", "3conv")
 
@@ -33,6 +40,84 @@ RESI_CONNECTIONS: tuple[str, ...] = ("1conv", "3conv")
 RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
 # Additive logit for masked (cross-window) pairs; the official code uses -100, not -inf.
 MASK_VALUE = -100.0
+# Tokens (summed over the batch) that a Swin block processes at a time, window by window. Small
+# enough that every intermediate (qkv, the (h, N, N) scores, the MLP hidden layer) stays in cache
+# and is served from the allocator's free lists: tensors of tens of MB are mmap'ed afresh on each
+# call by glibc and their page faults cost more than the arithmetic on this kind of CPU. Large
+# enough that the GEMMs stay efficient and the Python loop costs little.
+CHUNK_TOKENS = 4096
+
+
+class _ChunkPool:
+    """Worker threads that run whole chunks of windows, each with one intra-op thread.
+
+    The chunks of a Swin block are independent, so running them side by side needs one
+    synchronisation per block (forward, and backward in training) instead of one per operator
+    (OpenMP's fork/join on every small GEMM). That keeps the per-chunk operators efficient and
+    degrades gracefully when other processes compete for the cores, where per-operator
+    fork/join slows down by an order of magnitude. Sized to ``torch.get_num_threads()`` of the
+    calling thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._size = 0
+        self._local = threading.local()
+
+    def _init_worker(self) -> None:
+        torch.set_num_threads(1)  # thread-local in OpenMP and MKL: the caller keeps its own count
+        self._local.worker = True
+
+    def executor(self, device: torch.device) -> ThreadPoolExecutor | None:
+        """The pool, or None where chunks should run inline (accelerators, one thread, nested)."""
+        threads = torch.get_num_threads()
+        if device.type != "cpu" or threads < 2 or getattr(self._local, "worker", False):
+            return None
+        with self._lock:
+            if self._executor is None or self._size != threads:
+                if self._executor is not None:
+                    self._executor.shutdown(wait=False)
+                self._executor = ThreadPoolExecutor(
+                    threads, thread_name_prefix="swinir-chunk", initializer=self._init_worker
+                )
+                self._size = threads
+            return self._executor
+
+    @staticmethod
+    def run(pool: ThreadPoolExecutor | None, fn: Callable[[int], T], count: int) -> list[T]:
+        """``[fn(0), ..., fn(count - 1)]``, on the pool when given, with the caller's autograd,
+        inference-mode and autocast state (thread-local in PyTorch, so not inherited by workers)."""
+        if pool is None or count < 2:
+            return [fn(i) for i in range(count)]
+        grad = torch.is_grad_enabled()
+        inference = torch.is_inference_mode_enabled()
+        autocast = _cpu_autocast_state()
+
+        def call(i: int) -> T:
+            with contextlib.ExitStack() as stack:
+                if inference:
+                    stack.enter_context(torch.inference_mode())
+                stack.enter_context(torch.set_grad_enabled(grad))
+                if autocast is not None:
+                    stack.enter_context(torch.autocast("cpu", dtype=autocast))
+                return fn(i)
+
+        return [f.result() for f in [pool.submit(call, i) for i in range(count)]]
+
+
+def _cpu_autocast_state() -> torch.dtype | None:
+    """The CPU autocast dtype when CPU autocast is on, else None."""
+    try:
+        enabled = torch.is_autocast_enabled("cpu")
+        dtype = torch.get_autocast_dtype("cpu")
+    except TypeError:  # torch < 2.4
+        enabled = torch.is_autocast_cpu_enabled()
+        dtype = torch.get_autocast_cpu_dtype()
+    return dtype if enabled else None
+
+
+_CHUNK_POOL = _ChunkPool()
 
 
 @dataclass(frozen=True)
@@ -125,10 +210,10 @@ def relative_position_index(window_size: int) -> Tensor:
     return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
 
 
-def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -> Tensor:
-    """Additive mask for shifted windows: (nW, N, N), 0 within a region, MASK_VALUE across regions.
+def _window_regions(height: int, width: int, window_size: int, shift: int) -> Tensor:
+    """Region label of every token of the shifted image, window by window: (nW, N) float.
 
-    ``height`` and ``width`` must be multiples of ``window_size``.
+    Tokens of one window may attend to each other only when their labels are equal.
     """
     img = torch.zeros(height, width)
     cnt = 0
@@ -137,9 +222,21 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -
             img[hs, wsl] = cnt
             cnt += 1
     win = img.view(height // window_size, window_size, width // window_size, window_size)
-    win = win.permute(0, 2, 1, 3).reshape(-1, window_size * window_size)  # (nW, N)
-    diff = win[:, None, :] - win[:, :, None]
+    return win.permute(0, 2, 1, 3).reshape(-1, window_size * window_size)
+
+
+def _regions_to_mask(regions: Tensor) -> Tensor:
+    """(..., N) region labels -> (..., N, N) additive mask: 0 within a region, MASK_VALUE across."""
+    diff = regions[..., None, :] - regions[..., :, None]
     return torch.zeros_like(diff).masked_fill_(diff != 0, MASK_VALUE)
+
+
+def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -> Tensor:
+    """Additive mask for shifted windows: (nW, N, N), 0 within a region, MASK_VALUE across regions.
+
+    ``height`` and ``width`` must be multiples of ``window_size``.
+    """
+    return _regions_to_mask(_window_regions(height, width, window_size, shift))
 
 
 def window_token_order(height: int, width: int, window_size: int, shift: int) -> Tensor:
@@ -155,6 +252,52 @@ def window_token_order(height: int, width: int, window_size: int, shift: int) ->
     return idx.permute(0, 2, 1, 3).reshape(-1)
 
 
+@dataclass(frozen=True, eq=False)
+class WindowPlan:
+    """How one Swin block visits an image of a given size.
+
+    Windows are listed grouped by mask: with a shift, only the windows on the last row and column
+    of windows straddle the wrap-around and need a mask, and all windows of one group share it, so
+    the (nW, h, N, N) bias of the official code is never built.
+
+    Attributes:
+        perm: (L,) int64, raster index of each token in visiting order (shift + partition + grouping).
+        inv: (L,) int64, inverse of ``perm``.
+        groups: (first window, end window, mask row) per group, in visiting order.
+        masks: (M, N, N) additive mask of each group, or None for unshifted blocks (no mask at all).
+    """
+
+    perm: Tensor
+    inv: Tensor
+    groups: tuple[tuple[int, int, int], ...]
+    masks: Tensor | None
+
+
+@functools.lru_cache(maxsize=64)
+def window_plan(height: int, width: int, window_size: int, shift: int, device: str = "cpu") -> WindowPlan:
+    """The (cached) :class:`WindowPlan` for an image of ``height`` x ``width`` (multiples of the window)."""
+    order = window_token_order(height, width, window_size, shift)
+    n = window_size * window_size
+    nw = order.numel() // n
+    if shift == 0:
+        groups: tuple[tuple[int, int, int], ...] = ((0, nw, 0),)
+        masks = None
+        perm = order
+    else:
+        patterns, kind = torch.unique(
+            _window_regions(height, width, window_size, shift), dim=0, return_inverse=True
+        )
+        windows = torch.argsort(kind, stable=True)
+        counts = torch.bincount(kind, minlength=patterns.shape[0]).tolist()
+        starts = [0, *itertools.accumulate(counts)]
+        groups = tuple((starts[i], starts[i + 1], i) for i in range(len(counts)) if counts[i] > 0)
+        masks = _regions_to_mask(patterns).to(device)
+        perm = order.view(nw, n)[windows].reshape(-1)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    return WindowPlan(perm.to(device), inv.to(device), groups, masks)
+
+
 # ----------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------
@@ -167,15 +310,33 @@ class DropPath(nn.Module):
         super().__init__()
         self.drop_prob = drop_prob
 
-    def forward(self, x: Tensor) -> Tensor:
+    def sample(self, batch: int, like: Tensor) -> Tensor | None:
+        """A (B, 1, 1) keep mask scaled by 1/keep, or None when nothing is dropped.
+
+        Drawn once per block so that every chunk of a sample's tokens shares it.
+        """
         if self.drop_prob == 0.0 or not self.training:
-            return x
+            return None
         keep = 1.0 - self.drop_prob
-        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        return x * x.new_empty(shape).bernoulli_(keep).div_(keep)
+        return like.new_empty(batch, 1, 1).bernoulli_(keep).div_(keep)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.sample(x.shape[0], x)
+        return x if scale is None else x * scale.view((-1,) + (1,) * (x.ndim - 1))
 
     def extra_repr(self) -> str:
         return f"drop_prob={self.drop_prob}"
+
+
+def _dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    """Training-time dropout, drawn from ``generator`` when given: the chunks of a block then get
+    the same masks whatever order they run in, and again when recomputed for checkpointing."""
+    if p == 0.0:
+        return x
+    if generator is None:
+        return F.dropout(x, p, True)
+    keep = 1.0 - p
+    return x * torch.empty_like(x).bernoulli_(keep, generator=generator).div_(keep)
 
 
 class Mlp(nn.Module):
@@ -188,8 +349,9 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        p = self.drop.p if self.training else 0.0
+        return _dropout(self.fc2(_dropout(self.act(self.fc1(x)), p, generator)), p, generator)
 
 
 class WindowAttention(nn.Module):
@@ -224,6 +386,7 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self._bias_cache: dict[tuple[object, ...], tuple[Tensor, Tensor | None]] = {}
 
     def relative_position_bias(self) -> Tensor:
         """(h, N, N) bias gathered from the table."""
@@ -231,33 +394,62 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, self.num_heads).permute(2, 0, 1)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def attention_bias(self, masks: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """Relative-position bias plus each group's mask: (M, h, N, N), M = 1 without masks.
+
+        The bias is a function of a parameter, so it is rebuilt on every call while autograd
+        tracks the table; otherwise (inference) it is cached until the table changes in place
+        (its version counter) or is replaced, or the masks, dtype or device change.
+        """
+        table = self.relative_position_bias_table
+        if torch.is_grad_enabled() and table.requires_grad:
+            return self._build_bias(masks, dtype)
+        key = (table._version, table.data_ptr(), str(table.device), dtype, id(masks))
+        hit = self._bias_cache.get(key)
+        if hit is None:
+            if len(self._bias_cache) >= 4:  # a few sizes (tiles, edge tiles); drop the oldest
+                self._bias_cache.pop(next(iter(self._bias_cache)))
+            # The entry holds the masks so that their id() cannot be reused while it lives.
+            hit = self._bias_cache[key] = (self._build_bias(masks, dtype), masks)
+        return hit[0]
+
+    def _build_bias(self, masks: Tensor | None, dtype: torch.dtype) -> Tensor:
+        bias = self.relative_position_bias().unsqueeze(0)
+        if masks is not None:
+            bias = bias + masks.unsqueeze(1).to(bias.dtype)
+        return bias.to(dtype).contiguous()
+
+    def forward(self, x: Tensor, bias: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Attend within windows.
 
         Args:
-            x: (B, nW, N, C) tokens grouped by window.
-            mask: optional (nW, N, N) additive mask for shifted windows.
+            x: (B, T, C) tokens grouped by window, T a multiple of N.
+            bias: (h, N, N) additive bias (relative position, plus the mask in shifted windows).
+            generator: where training-time dropout draws from (default: the global generator).
 
         Returns:
-            (B, nW, N, C) attended tokens (before the output projection's dropout is skipped in eval).
+            (B, T, C) attended and projected tokens.
         """
-        b, nw, n, c = x.shape
-        qkv = self.qkv(x).view(b, nw, n, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nW, h, N, d)
-        bias = self.relative_position_bias()  # (h, N, N)
-        if mask is not None:
-            bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias.dtype)  # (nW, h, N, N)
-        bias = bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=bias,
-            dropout_p=self.attn_drop if self.training else 0.0,
-            scale=self.scale,
-        )  # (B, nW, h, N, d)
-        out = out.transpose(2, 3).reshape(b, nw, n, c)
-        return self.proj_drop(self.proj(out))
+        b, t, c = x.shape
+        n = self.window_size * self.window_size
+        h, d = self.num_heads, self.head_dim
+        nb = b * t // n  # windows in this call
+        qkv = self.qkv(x).view(nb, n, 3, h, d)
+        # Heads become batch entries of (N, d) and (d, N) matrices; K and V are laid out transposed,
+        # which is what the batched GEMMs run fastest with for these thin shapes (d is 10..32).
+        q = qkv[:, :, 0].transpose(1, 2).reshape(nb * h, n, d)
+        k_t = qkv[:, :, 1].permute(0, 2, 3, 1).reshape(nb * h, d, n)
+        v_t = qkv[:, :, 2].permute(0, 2, 3, 1).reshape(nb * h, d, n)
+        scores = torch.bmm(q, k_t).view(nb, h, n, n)
+        if torch.is_grad_enabled():
+            probs = torch.add(bias, scores, alpha=self.scale).softmax(-1)
+        else:  # in place: the scores are the largest intermediate of a chunk
+            probs = torch.softmax(torch.add(bias, scores, alpha=self.scale, out=scores), -1, out=scores)
+        if self.training:
+            probs = _dropout(probs, self.attn_drop, generator)
+        out_t = torch.bmm(v_t, probs.view(nb * h, n, n).transpose(1, 2))  # (nb*h, d, N) = (P V)^T
+        out = out_t.view(nb, h, d, n).permute(0, 3, 1, 2).reshape(b, t, c)
+        return _dropout(self.proj(out), self.proj_drop.p if self.training else 0.0, generator)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
@@ -289,40 +481,160 @@ class SwinTransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self._cache: dict[tuple[int, int, str], tuple[Tensor, Tensor, Tensor | None]] = {}
 
-    def _tables(self, height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(perm, inverse perm, mask) for an input size, cached per size and device."""
-        key = (height, width, str(device))
-        tables = self._cache.get(key)
-        if tables is None:
-            perm = window_token_order(height, width, self.window_size, self.shift_size)
-            inv = torch.empty_like(perm)
-            inv[perm] = torch.arange(perm.numel())
-            mask = None
-            if self.shift_size > 0:
-                mask = shifted_window_mask(height, width, self.window_size, self.shift_size).to(device)
-            tables = (perm.to(device), inv.to(device), mask)
-            if len(self._cache) >= 8:  # keep a few sizes (tiles, edge tiles); drop the oldest
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = tables
-        return tables
+    def forward(self, x: Tensor, x_size: tuple[int, int], recompute: bool = False) -> Tensor:
+        """(B, L, C) -> (B, L, C) for an image of ``x_size`` = (H, W) with H, W multiples of ws.
 
-    def forward(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
-        """(B, L, C) -> (B, L, C) for an image of ``x_size`` = (H, W) with H, W multiples of ws."""
+        Everything but the attention is token-wise, so the whole block runs on chunks of windows
+        gathered straight from ``x`` (one gather and one scatter per block), every intermediate
+        of a chunk stays in cache (see ``CHUNK_TOKENS``), and on CPU the chunks run side by side
+        on worker threads, in training too (see ``_ChunkPool``). ``recompute`` keeps no
+        activations and recomputes them in backward (gradient checkpointing).
+        """
         height, width = x_size
-        b, length, c = x.shape
-        perm, inv, mask = self._tables(height, width, x.device)
-        ws = self.window_size
-        nw = (height // ws) * (width // ws)
-        # LayerNorm and the projections are token-wise, so they commute with the shift+partition gather.
-        windows = self.norm1(x).index_select(1, perm).view(b, nw, ws * ws, c)
-        attn = self.attn(windows, mask).view(b, length, c).index_select(1, inv)
-        x = x + self.drop_path(attn)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        b = x.shape[0]
+        plan = window_plan(height, width, self.window_size, self.shift_size, str(x.device))
+        n = self.window_size * self.window_size
+        step = max(1, CHUNK_TOKENS // (b * n))  # windows per chunk
+        chunks = [
+            (plan.perm[w0 * n : min(end, w0 + step) * n], group)
+            for first, end, group in plan.groups
+            for w0 in range(first, end, step)
+        ]
+        call = _BlockCall(
+            self,
+            plan,
+            chunks,
+            (self.drop_path.sample(b, x), self.drop_path.sample(b, x)),
+            self._dropout_seed(),
+            _CHUNK_POOL.executor(x.device),
+        )
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not torch.is_grad_enabled() or not (x.requires_grad or params):
+            return call.inference(x)
+        if call.pool is not None and len(chunks) > 1:
+            return _ParallelChunks.apply(x, call, recompute, *params)
+        if recompute:
+            return activation_checkpoint(call.sequential, x, use_reentrant=False)
+        return call.sequential(x)
+
+    def _dropout_seed(self) -> int | None:
+        """A seed for this call's dropout masks, drawn from the global generator (so that
+        ``torch.manual_seed`` makes training reproducible), or None when nothing drops."""
+        if not self.training or (self.mlp.drop.p == 0.0 and self.attn.attn_drop == 0.0):
+            return None
+        return int(torch.randint(0, 2**62, ()).item())
+
+    def run_chunk(self, xc: Tensor, bias: Tensor, call: _BlockCall, index: int) -> Tensor:
+        """The block on one chunk: (B, T, C) tokens of whole windows -> (B, T, C)."""
+        gen = None
+        if call.seed is not None:
+            gen = torch.Generator(device=xc.device).manual_seed(call.seed + index)
+        keep_attn, keep_mlp = call.keep
+        xc = _residual(xc, self.attn(self.norm1(xc), bias, gen), keep_attn)
+        return _residual(xc, self.mlp(self.norm2(xc), gen), keep_mlp)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, shift_size={self.shift_size}"
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockCall:
+    """One call of a Swin block: its chunks and the random draws shared by all of them."""
+
+    block: SwinTransformerBlock
+    plan: WindowPlan
+    chunks: list[tuple[Tensor, int]]  # (token indices in x, mask group)
+    keep: tuple[Tensor | None, Tensor | None]  # drop-path masks of the two branches
+    seed: int | None  # dropout seed; chunk i draws from seed + i
+    pool: ThreadPoolExecutor | None
+
+    def bias(self, dtype: torch.dtype) -> Tensor:
+        return self.block.attn.attention_bias(self.plan.masks, dtype)
+
+    def chunk(self, x: Tensor, bias: Tensor, i: int) -> Tensor:
+        idx, group = self.chunks[i]
+        return self.block.run_chunk(x.index_select(1, idx), bias[group], self, i)
+
+    def inference(self, x: Tensor) -> Tensor:
+        """No autograd: chunks write straight into the output (disjoint rows)."""
+        out = torch.empty_like(x)
+        bias = self.bias(x.dtype)
+
+        def work(i: int) -> None:
+            out.index_copy_(1, self.chunks[i][0], self.chunk(x, bias, i))
+
+        _ChunkPool.run(self.pool, work, len(self.chunks))
+        return out
+
+    def sequential(self, x: Tensor) -> Tensor:
+        """With autograd, on the calling thread."""
+        bias = self.bias(x.dtype)
+        pieces = [self.chunk(x, bias, i) for i in range(len(self.chunks))]
+        return torch.cat(pieces, 1).index_select(1, self.plan.inv)
+
+
+class _ParallelChunks(torch.autograd.Function):
+    """A Swin block whose chunks record, and back-propagate through, their own graphs on the
+    worker pool. With ``recompute`` nothing is kept from the forward pass: each chunk is
+    recomputed (with the same random draws) right before its backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, call: _BlockCall, recompute: bool, *params: Tensor) -> Tensor:
+        ctx.call, ctx.recompute, ctx.num_params = call, recompute, len(params)
+        ctx.save_for_backward(x)
+
+        bias = call.bias(x.dtype) if recompute else None  # built here: workers share the cache
+
+        def work(i: int) -> tuple[Tensor | None, Tensor]:
+            if bias is not None:
+                return None, call.chunk(x, bias, i)
+            return _ParallelChunks._record(x, call, i)
+
+        ctx.graphs = _ChunkPool.run(call.pool, work, len(call.chunks))
+        out = torch.cat([y.detach() for _, y in ctx.graphs], 1).index_select(1, call.plan.inv)
+        if recompute:
+            ctx.graphs = None
+        return out
+
+    @staticmethod
+    def _record(x: Tensor, call: _BlockCall, i: int) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            xc = x.detach().index_select(1, call.chunks[i][0]).requires_grad_()
+            bias = call.bias(x.dtype)[call.chunks[i][1]]
+            return xc, call.block.run_chunk(xc, bias, call, i)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        call: _BlockCall = ctx.call
+        (x,) = ctx.saved_tensors
+        params = [p for p in call.block.parameters() if p.requires_grad]
+
+        def work(i: int) -> Sequence[Tensor | None]:
+            xc, y = ctx.graphs[i] if ctx.graphs is not None else _ParallelChunks._record(x, call, i)
+            g = grad_out.index_select(1, call.chunks[i][0])
+            return torch.autograd.grad(y, [xc, *params], g, allow_unused=True)
+
+        grads = _ChunkPool.run(call.pool, work, len(call.chunks))
+        ctx.graphs = None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty_like(x)
+            for (idx, _), g in zip(call.chunks, grads, strict=True):
+                grad_x.index_copy_(1, idx, g[0])
+        grad_params: list[Tensor | None] = []
+        for j in range(len(params)):
+            parts = [g[1 + j] for g in grads if g[1 + j] is not None]
+            grad_params.append(torch.stack(parts).sum(0) if parts else None)
+        return (grad_x, None, None, *grad_params)
+
+
+def _residual(x: Tensor, branch: Tensor, keep: Tensor | None) -> Tensor:
+    """x + branch * keep, in place when autograd is off (``x`` is then a private chunk)."""
+    if keep is not None:
+        branch = branch * keep
+    return x + branch if torch.is_grad_enabled() else x.add_(branch)
 
 
 class BasicLayer(nn.Module):
@@ -359,11 +671,9 @@ class BasicLayer(nn.Module):
 
     def forward(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
         """(B, L, C) -> (B, L, C)."""
+        recompute = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for blk in self.blocks:
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = activation_checkpoint(blk, x, x_size, use_reentrant=False)
-            else:
-                x = blk(x, x_size)
+            x = blk(x, x_size, recompute)
         return x
 
 
@@ -388,14 +698,20 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(dim) if norm else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.flatten(2).transpose(1, 2)
+        x = image_to_tokens(x)
         return self.norm(x) if self.norm is not None else x
 
 
 def tokens_to_image(x: Tensor, x_size: tuple[int, int]) -> Tensor:
-    """(B, L, C) -> (B, C, H, W)."""
+    """(B, L, C) -> (B, C, H, W), a channels-last view of the same memory when ``x`` is contiguous."""
     b, _, c = x.shape
-    return x.transpose(1, 2).reshape(b, c, x_size[0], x_size[1])
+    return x.view(b, x_size[0], x_size[1], c).permute(0, 3, 1, 2)
+
+
+def image_to_tokens(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, L, C), a view when ``x`` is channels-last (as the network keeps it)."""
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
 
 
 class RSTB(nn.Module):
@@ -421,8 +737,8 @@ class RSTB(nn.Module):
         self.conv = residual_conv(dim, resi_connection)
 
     def forward(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
-        y = tokens_to_image(self.residual_group(x, x_size), x_size)
-        return self.conv(y).flatten(2).transpose(1, 2) + x
+        y = tokens_to_image(self.residual_group(x, x_size).contiguous(), x_size)
+        return image_to_tokens(self.conv(y)) + x
 
 
 class Upsample(nn.Sequential):
@@ -563,7 +879,9 @@ class SwinIR(nn.Module):
         h, w = x.shape[-2:]
         x = self.pad_to_window(x)
         mean = self.mean.to(x.dtype)
-        x = (x - mean) * self.img_range
+        # Channels-last throughout: the token layout (B, L, C) is then a free view of every feature
+        # map, and oneDNN's channels-last convolutions are faster on CPU.
+        x = ((x - mean) * self.img_range).contiguous(memory_format=torch.channels_last)
 
         if self.upsampler == "pixelshuffle":
             x = self.conv_first(x)
@@ -587,7 +905,7 @@ class SwinIR(nn.Module):
             x = x + self.conv_last(res)
 
         x = x / self.img_range + mean
-        return x[..., : h * self.upscale, : w * self.upscale]
+        return x[..., : h * self.upscale, : w * self.upscale].contiguous()
 
 
 def _init_weights(m: nn.Module) -> None:
