@@ -298,3 +298,13 @@ def test_tensorboard_scalars_and_images(data_root: Path, tmp_path: Path) -> None
     tags = events.Tags()
     assert {"loss", "lr", "patches_per_s", "val_psnr", "val_ssim"} <= set(tags["scalars"])
     assert tags["images"] == ["val/img000.png"]
+
+
+def test_resume_with_new_lr_and_schedule(data_root: Path, tmp_path: Path) -> None:
+    raw = tiny_config(data_root, tmp_path / "run", steps=4)
+    assert Trainer(config_from_dict(raw)).run() == 0
+    raw["optim"]["lr"] = 1e-2
+    raw["schedule"] = {"kind": "constant", "total_steps": 6}
+    resumed = Trainer(config_from_dict(raw), resume="auto")
+    assert resumed.step == 4 and resumed.optimizer.param_groups[0]["lr"] == 1e-2
+    assert resumed.run() == 0 and resumed.optimizer.param_groups[0]["lr"] == 1e-2

@@ -324,6 +324,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
+        self._apply_optim_config()
         self.best_psnr = float(ckpt.get("best_psnr", -math.inf))
         self.best_step = int(ckpt.get("best_step", -1))
         data = ckpt.get("data", {})
@@ -339,6 +340,19 @@ class Trainer:
         set_rng_state(states[self.rank] if self.rank < len(states) else states[0])
         if self.is_main:
             print(f"swinir train: resumed from {path} at step {self.step}", file=sys.stderr)
+
+    def _apply_optim_config(self) -> None:
+        """Make the config win over the hyperparameters stored in a resumed optimiser/scheduler, so
+        ``--resume --set optim.lr=...`` takes effect (a no-op when nothing changed)."""
+        o = self.cfg.optim
+        self.scheduler.base_lrs = [o.lr for _ in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = o.lr
+            group["lr"] = o.lr * lr_factor(self.cfg, self.step)
+            group["betas"] = (float(o.betas[0]), float(o.betas[1]))
+            group["eps"] = o.eps
+            group["weight_decay"] = o.weight_decay
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]  # what get_last_lr shows
 
     def _data_state(self) -> dict[str, Any]:
         d = self.cfg.data
