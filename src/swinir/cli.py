@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"swinir {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Explicit list, in the order shown by --help.
-    from .commands import compare, export_weights, info, train, upscale, web
+    from .commands import benchmark, compare, export_onnx, export_weights, info, train, upscale, web
     from .commands import eval as eval_cmd
 
     upscale.add_parser(sub)
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(sub)
     train.add_parser(sub)
     export_weights.add_parser(sub)
+    export_onnx.add_parser(sub)
+    benchmark.add_parser(sub)
     web.add_parser(sub)
     return parser
 

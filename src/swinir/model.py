@@ -451,6 +451,26 @@ class WindowAttention(nn.Module):
         out = out_t.view(nb, h, d, n).permute(0, 3, 1, 2).reshape(b, t, c)
         return _dropout(self.proj(out), self.proj_drop.p if self.training else 0.0, generator)
 
+    def forward_graph(self, x: Tensor, bias: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Plain, traceable form of ``forward`` (eval only), as ONNX Runtime runs it best.
+
+        Args:
+            x: (T, C) tokens grouped by window (all images), T a multiple of N.
+            bias: (1, h, N, N) relative-position bias.
+            mask: optional (nW, 1, N, N) shifted-window mask, repeated over the images.
+        """
+        t, c = x.shape
+        n = self.window_size * self.window_size
+        h, d = self.num_heads, self.head_dim
+        qkv = self.qkv(x).view(t // n, n, 3, h, d).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (nb, h, N, d)
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale + bias
+        if mask is not None:
+            nwin = mask.shape[0]
+            scores = (scores.view(-1, nwin, h, n, n) + mask).view(-1, h, n, n)
+        out = torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(t, c)
+        return self.proj(out)
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
 
@@ -481,6 +501,7 @@ class SwinTransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.graph_mode = False  # see SwinIR.set_graph_mode
 
     def forward(self, x: Tensor, x_size: tuple[int, int], recompute: bool = False) -> Tensor:
         """(B, L, C) -> (B, L, C) for an image of ``x_size`` = (H, W) with H, W multiples of ws.
@@ -491,6 +512,8 @@ class SwinTransformerBlock(nn.Module):
         on worker threads, in training too (see ``_ChunkPool``). ``recompute`` keeps no
         activations and recomputes them in backward (gradient checkpointing).
         """
+        if self.graph_mode:
+            return self.forward_graph(x, x_size)
         height, width = x_size
         b = x.shape[0]
         plan = window_plan(height, width, self.window_size, self.shift_size, str(x.device))
@@ -517,6 +540,34 @@ class SwinTransformerBlock(nn.Module):
         if recompute:
             return activation_checkpoint(call.sequential, x, use_reentrant=False)
         return call.sequential(x)
+
+    def forward_graph(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
+        """The block as one traceable graph (eval only): roll, partition, attention of all windows
+        with the mask built from the (possibly symbolic) size, reverse. (B, L, C) -> (B, L, C)."""
+        height, width = x_size
+        b, length, c = x.shape
+        ws, shift, n = self.window_size, self.shift_size, self.window_size * self.window_size
+        nh, nw = height // ws, width // ws
+        # Token matrices stay 2-D around the linear layers (ONNX Gemm with a fused bias).
+        y = self.norm1(x).view(b, height, width, c)
+        if shift:
+            y = torch.roll(y, (-shift, -shift), (1, 2))
+        y = y.view(b, nh, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b * length, c)
+        mask = None
+        if shift:
+            # Region labels from the (symbolic) size, as in shifted_window_mask: (nW, 1, N, N).
+            rows = _shift_regions(torch.arange(height, device=x.device), height, ws, shift)
+            cols = _shift_regions(torch.arange(width, device=x.device), width, ws, shift)
+            labels = (rows[:, None] * 3 + cols[None, :]).view(nh, ws, nw, ws).permute(0, 2, 1, 3)
+            labels = labels.reshape(nh * nw, 1, n)
+            mask = ((labels.transpose(1, 2) != labels).to(x.dtype) * MASK_VALUE).unsqueeze(1)
+        y = self.attn.forward_graph(y, self.attn.relative_position_bias().unsqueeze(0), mask)
+        y = y.view(b, nh, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
+        if shift:
+            y = torch.roll(y, (shift, shift), (1, 2))
+        x = (x + y.reshape(b, length, c)).view(b * length, c)
+        x = x + self.mlp.fc2(self.mlp.act(self.mlp.fc1(self.norm2(x))))
+        return x.view(b, length, c)
 
     def _dropout_seed(self) -> int | None:
         """A seed for this call's dropout masks, drawn from the global generator (so that
@@ -628,6 +679,11 @@ class _ParallelChunks(torch.autograd.Function):
             parts = [g[1 + j] for g in grads if g[1 + j] is not None]
             grad_params.append(torch.stack(parts).sum(0) if parts else None)
         return (grad_x, None, None, *grad_params)
+
+
+def _shift_regions(pos: Tensor, size: int, window_size: int, shift: int) -> Tensor:
+    """Region (0, 1, 2) of each row or column position of a shifted image, as in shifted_window_mask."""
+    return (pos >= size - window_size).long() + (pos >= size - shift).long()
 
 
 def _residual(x: Tensor, branch: Tensor, keep: Tensor | None) -> Tensor:
@@ -847,16 +903,7 @@ class SwinIR(nn.Module):
 
     def pad_to_window(self, x: Tensor) -> Tensor:
         """Reflect-pad (B, C, H, W) on the bottom/right to a multiple of the window size."""
-        h, w = x.shape[-2:]
-        ws = self.window_size
-        pad_h, pad_w = (-h) % ws, (-w) % ws
-        if pad_h == 0 and pad_w == 0:
-            return x
-        if pad_h < h and pad_w < w:
-            return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        # Smaller than the window: reflect as far as possible, then repeat the edge.
-        x = F.pad(x, (0, min(pad_w, w - 1), 0, min(pad_h, h - 1)), mode="reflect")
-        return F.pad(x, (0, w + pad_w - x.shape[-1], 0, h + pad_h - x.shape[-2]), mode="replicate")
+        return pad_to_window(x, self.window_size)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) features -> (B, C, H, W) deep features."""
@@ -874,10 +921,21 @@ class SwinIR(nn.Module):
             x = layer(x, x_size)
         return tokens_to_image(self.norm(x), x_size)
 
+    def set_graph_mode(self, enable: bool = True) -> None:
+        """Run Swin blocks as whole-tensor graphs (no chunks, threads or Python-side tables), the
+        form that ``torch.export``/ONNX can capture with dynamic height and width."""
+        for layer in self.layers:
+            for blk in layer.residual_group.blocks:
+                blk.graph_mode = enable
+
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> (B, C, s*H, s*W)."""
         h, w = x.shape[-2:]
-        x = self.pad_to_window(x)
+        x = self.forward_padded(self.pad_to_window(x))
+        return x[..., : h * self.upscale, : w * self.upscale].contiguous()
+
+    def forward_padded(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) in [0, 1] with H, W multiples of the window size -> (B, C, s*H, s*W)."""
         mean = self.mean.to(x.dtype)
         # Channels-last throughout: the token layout (B, L, C) is then a free view of every feature
         # map, and oneDNN's channels-last convolutions are faster on CPU.
@@ -904,8 +962,21 @@ class SwinIR(nn.Module):
             res = self.conv_after_body(self.forward_features(first)) + first
             x = x + self.conv_last(res)
 
-        x = x / self.img_range + mean
-        return x[..., : h * self.upscale, : w * self.upscale].contiguous()
+        return x / self.img_range + mean
+
+
+def pad_to_window(x: Tensor, window_size: int) -> Tensor:
+    """Reflect-pad (B, C, H, W) on the bottom/right to a multiple of ``window_size``."""
+    h, w = x.shape[-2:]
+    ws = window_size
+    pad_h, pad_w = (-h) % ws, (-w) % ws
+    if pad_h == 0 and pad_w == 0:
+        return x
+    if pad_h < h and pad_w < w:
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    # Smaller than the window: reflect as far as possible, then repeat the edge.
+    x = F.pad(x, (0, min(pad_w, w - 1), 0, min(pad_h, h - 1)), mode="reflect")
+    return F.pad(x, (0, w + pad_w - x.shape[-1], 0, h + pad_h - x.shape[-2]), mode="replicate")
 
 
 def _init_weights(m: nn.Module) -> None:
