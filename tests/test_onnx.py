@@ -125,3 +125,28 @@ def test_export_onnx_command(exported: tuple[SwinIR, Path], tmp_path: Path, monk
     assert main(["export-onnx", str(weights), str(tmp_path / "out.bin")]) == 2
     assert main(["export-onnx", str(tmp_path / "missing.pth"), str(out)]) == 2
     assert "missing.pth" in capsys.readouterr().err
+
+
+def test_upscaler_and_cli_onnxruntime_backend(exported: tuple[SwinIR, Path], tmp_path: Path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    import swinir
+    from swinir.upscaler import Upscaler
+
+    model, path = exported
+    weights = tmp_path / "tiny.safetensors"
+    swinir.save_model(model, weights)
+    img = (np.random.default_rng(0).random((21, 30, 3)) * 255).astype(np.uint8)
+    ref = Upscaler(weights, device="cpu", tile=16, tile_overlap=4).upscale(img).astype(int)
+    got = Upscaler(path, tile=16, tile_overlap=4, backend="onnxruntime").upscale(img).astype(int)
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 1  # fp32 both: same 8-bit output
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(img).save(src)
+    base = ["upscale", str(src), "-o", str(out), "--model", str(path), "-q"]
+    assert main([*base, "--backend", "onnxruntime"]) == 0
+    assert Image.open(out).size == (60, 42)
+    assert main([*base, "--backend", "onnxruntime", "--precision", "bf16"]) == 2
+    assert main(base) == 2  # an .onnx file with the torch back end
+    err = capsys.readouterr().err
+    assert "not bf16" in err and "needs --backend onnxruntime" in err

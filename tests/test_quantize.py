@@ -51,3 +51,27 @@ def test_int8_quantizes_every_linear_layer() -> None:
 
     names = {n.rsplit(".", 1)[-1] for n, m in q.named_modules() if isinstance(m, DynamicLinear)}
     assert names == {"qkv", "proj", "fc1", "fc2"}
+
+
+def test_upscaler_and_cli_run_int8(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    import swinir
+    from swinir.cli import main
+    from swinir.upscaler import Upscaler
+
+    weights = tmp_path / "tiny.safetensors"
+    swinir.save_model(_model("lightweight_x2"), weights)
+    img = (np.random.default_rng(0).random((20, 28, 3)) * 255).astype(np.uint8)
+    ref = Upscaler(weights, device="cpu", tile=0).upscale(img).astype(int)
+    up = Upscaler(weights, tile=0, precision="int8")  # device auto: CPU for int8
+    assert up.device.type == "cpu"
+    got = up.upscale(img).astype(int)
+    assert got.shape == ref.shape == (40, 56, 3)
+    assert np.abs(got - ref).mean() < 2.0  # within a couple of 8-bit levels on average
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(img).save(src)
+    args = ["upscale", str(src), "-o", str(out), "--model", str(weights), "--precision", "int8", "-q"]
+    assert main(args) == 0
+    assert Image.open(out).size == (56, 40)

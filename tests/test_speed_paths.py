@@ -238,3 +238,20 @@ def test_inference_mode_and_grad_mode_without_grads(threads) -> None:
         p.requires_grad_(False)
     out = model(x)  # grad mode on, nothing to differentiate
     assert out.grad_fn is None and torch.allclose(out, expected, atol=1e-6)
+
+
+def test_training_after_inference_mode_on_the_same_size(threads) -> None:
+    """Size tables and biases cached under inference mode must still serve autograd later."""
+    threads(2)
+    model = _model(_cfg())
+    x = torch.rand(2, 3, 16, 16)
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()(x).mean().backward()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.inference_mode():
+        model(x)
+    model(x.requires_grad_()).mean().backward()  # frozen weights, gradient for the input only
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -276,6 +276,13 @@ class WindowPlan:
 @functools.lru_cache(maxsize=64)
 def window_plan(height: int, width: int, window_size: int, shift: int, device: str = "cpu") -> WindowPlan:
     """The (cached) :class:`WindowPlan` for an image of ``height`` x ``width`` (multiples of the window)."""
+    # Normal tensors even when first asked for under inference mode: the cache outlives it.
+    # (inference_mode(False) turns autograd back on; nothing here needs it.)
+    with torch.inference_mode(False), torch.no_grad():
+        return _window_plan(height, width, window_size, shift, device)
+
+
+def _window_plan(height: int, width: int, window_size: int, shift: int, device: str) -> WindowPlan:
     order = window_token_order(height, width, window_size, shift)
     n = window_size * window_size
     nw = order.numel() // n
@@ -410,7 +417,9 @@ class WindowAttention(nn.Module):
             if len(self._bias_cache) >= 4:  # a few sizes (tiles, edge tiles); drop the oldest
                 self._bias_cache.pop(next(iter(self._bias_cache)))
             # The entry holds the masks so that their id() cannot be reused while it lives.
-            hit = self._bias_cache[key] = (self._build_bias(masks, dtype), masks)
+            # The cache outlives an inference-mode call; inference_mode(False) re-enables autograd.
+            with torch.inference_mode(False), torch.no_grad():
+                hit = self._bias_cache[key] = (self._build_bias(masks, dtype), masks)
         return hit[0]
 
     def _build_bias(self, masks: Tensor | None, dtype: torch.dtype) -> Tensor:
@@ -518,7 +527,10 @@ class SwinTransformerBlock(nn.Module):
         b = x.shape[0]
         plan = window_plan(height, width, self.window_size, self.shift_size, str(x.device))
         n = self.window_size * self.window_size
-        step = max(1, CHUNK_TOKENS // (b * n))  # windows per chunk
+        pool = _CHUNK_POOL.executor(x.device)
+        # Windows per chunk: cache-sized, and at least one chunk per worker on small inputs.
+        workers = torch.get_num_threads() if pool is not None else 1
+        step = max(1, min(CHUNK_TOKENS // (b * n), -(-plan.perm.numel() // (n * workers))))
         chunks = [
             (plan.perm[w0 * n : min(end, w0 + step) * n], group)
             for first, end, group in plan.groups
@@ -530,7 +542,7 @@ class SwinTransformerBlock(nn.Module):
             chunks,
             (self.drop_path.sample(b, x), self.drop_path.sample(b, x)),
             self._dropout_seed(),
-            _CHUNK_POOL.executor(x.device),
+            pool,
         )
         params = [p for p in self.parameters() if p.requires_grad]
         if not torch.is_grad_enabled() or not (x.requires_grad or params):

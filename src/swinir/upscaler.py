@@ -44,8 +44,8 @@ from .model import SwinIR
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, run_tiled, validate
 from .zoo import find_model, resolve_model
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-BACKENDS: tuple[str, ...] = ("torch",)
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ALPHA_MODES: tuple[str, ...] = ("model", "resize")
 
@@ -106,7 +106,24 @@ def make_runner(
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return TorchRunner(load_model(weights, img_range=img_range), device, precision)
+    if (backend == "onnxruntime" or precision == "int8") and device.type != "cpu":
+        raise ValueError(f"{backend} {precision} runs on the CPU only (use --device cpu)")
+    if backend == "onnxruntime":
+        from .onnx_export import OnnxRunner
+
+        if precision == "bf16":
+            raise ValueError("the onnxruntime back end runs fp32 or int8, not bf16")
+        if weights.suffix.lower() == ".onnx":
+            return OnnxRunner.from_file(weights, precision)
+        return OnnxRunner.from_model(load_model(weights, img_range=img_range), precision)
+    if weights.suffix.lower() == ".onnx":
+        raise ValueError(f"{weights}: an ONNX file needs --backend onnxruntime")
+    model = load_model(weights, img_range=img_range)
+    if precision == "int8":
+        from .quantize import quantize_int8
+
+        return TorchRunner(quantize_int8(model, inplace=True), device, "fp32")
+    return TorchRunner(model, device, precision)
 
 
 class Upscaler:
@@ -119,11 +136,12 @@ class Upscaler:
         tile: tile edge in input pixels; 0 runs whole images at once. The default keeps CPU memory
             under ~2 GB for any image size.
         tile_overlap: overlap between tiles in input pixels (blended with a raised-cosine ramp).
-        precision: ``"fp32"`` or ``"bf16"``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (CPU: dynamic int8 linear layers).
         img_range: input scaling override (1 or 255); default from the file or the zoo entry.
         batch: tiles per model call (larger is faster on GPUs, uses more memory).
         alpha: ``"model"`` (alpha through the network as gray) or ``"resize"`` (Lanczos).
-        backend: ``"torch"``.
+        backend: ``"torch"`` or ``"onnxruntime"`` (CPU; ``model`` may also be an exported ``.onnx``;
+            weights are exported once into a cache, see ``swinir.onnx_export``).
     """
 
     def __init__(
@@ -147,7 +165,8 @@ class Upscaler:
         entry = find_model(os.fspath(model)) if not Path(os.fspath(model)).is_file() else None
         if img_range is None and entry is not None and entry.task != "bundled":
             img_range = entry.img_range
-        self.device = pick_device(device)
+        cpu_only = precision == "int8" or backend == "onnxruntime"
+        self.device = pick_device("cpu" if cpu_only and device == "auto" else device)
         self.runner: Runner = make_runner(self.weights, self.device, precision, img_range, backend)
         self.tile = tile
         self.tile_overlap = tile_overlap

@@ -110,10 +110,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
+        choices=("fp32", "bf16", "int8"),
         default="fp32",
-        help="bf16 runs the model in bfloat16: faster on recent GPUs, output differs slightly "
-        "(default: %(default)s)",
+        help="bf16 runs the model in bfloat16: faster on recent GPUs, output differs slightly; "
+        "int8 (CPU) quantizes the linear layers (default: %(default)s)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="onnxruntime (CPU, needs swinir[onnx]) runs an exported graph: --model can be an .onnx "
+        "file from `swinir export-onnx`, or weights, exported once into the cache (default: %(default)s)",
     )
     p.add_argument(
         "--alpha",
@@ -252,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
             img_range=args.img_range,
             batch=args.batch,
             alpha=args.alpha,
+            backend=args.backend,
         )
     except (ZooError, CheckpointError, ValueError) as exc:
         print(f"swinir upscale: {exc}", file=sys.stderr)
