@@ -200,3 +200,13 @@ def test_validation_errors_name_the_file(tmp_path: Path) -> None:
         load_validation(str(tmp_path), 2)
     with pytest.raises(DataError, match="no validation images"):
         load_validation(str(tmp_path), 2, include=["nothing*"])
+
+
+def test_worker_errors_are_one_line(tmp_path: Path) -> None:
+    make_images(tmp_path, {"s": 2})
+    for p in (tmp_path / "s").iterdir():
+        p.write_bytes(b"broken")  # every image unusable
+    spec = spec_for(tmp_path, lanes=1)
+    with pytest.raises(DataError, match=r"^no usable image among 2 in the window") as info:
+        next(iter(PatchLoader(spec, batch_size=2, workers=1)))
+    assert "\n" not in str(info.value)

@@ -450,7 +450,12 @@ class PatchLoader:
         while True:
             chunks: dict[int, tuple[Tensor, Tensor]] = {}
             for _ in range(per_step):
-                got_step, part = next(source)
+                try:
+                    got_step, part = next(source)
+                except DataError as exc:
+                    # From a worker the message carries the worker's traceback; keep its last line.
+                    last = str(exc).strip().splitlines()[-1]
+                    raise DataError(last.split("DataError: ", 1)[-1]) from None
                 if got_step != step:
                     raise RuntimeError(f"data workers out of step ({got_step} != {step})")
                 chunks.update(part)
