@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: install test lint format demo clean
+.PHONY: install test lint format demo bench-env bench clean
 
 install: $(VENV)/.installed-$(EXTRAS)
 
@@ -30,6 +30,26 @@ format: install
 demo: install
 	$(BIN)/swinir upscale src/swinir/assets/sample.png -o demo_out/sample_x2.png
 	@echo "demo: demo_out/sample_x2.png is src/swinir/assets/sample.png upscaled x2 by the bundled model"
+
+# Speed benchmarks (issue 5) against the official network (spandrel's SwinIR class) in one process.
+# A separate environment: spandrel needs torchvision; torch 2.14.1/torchvision 0.29.1 come from the
+# local wheel cache. Results and commands: benchmarks/RESULTS.md.
+BENCH_VENV ?= .venv-bench
+BENCH_PYTHON ?= python3.11
+
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BENCH_VENV)/bin/python -m pip install -q spandrel onnx onnxruntime onnxscript
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(BENCH_VENV)/bin/python -m pip install -q numpy pillow safetensors tqdm
+	touch $@
+
+bench: bench-env
+	$(BENCH_VENV)/bin/python benchmarks/speed.py --suite acceptance --json benchmarks/speed_acceptance.json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

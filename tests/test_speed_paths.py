@@ -255,3 +255,34 @@ def test_training_after_inference_mode_on_the_same_size(threads) -> None:
         model(x)
     model(x.requires_grad_()).mean().backward()  # frozen weights, gradient for the input only
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_batches_split_over_workers_match_one_thread(threads) -> None:
+    """A batch runs as shares on the worker threads (forward and backward): same outputs and
+    gradients as one thread; with dropout, reproducible under torch.manual_seed."""
+    cfg = _cfg("seed_x2", drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0)
+    model = _model(cfg).train()
+    x = torch.rand(5, 3, 12, 16)
+    results = []
+    for nthreads in (1, 2):
+        threads(nthreads)
+        model.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_()
+        out = model(xi)
+        out.square().mean().backward()
+        results.append((out.detach(), xi.grad, [p.grad.clone() for p in model.parameters()]))
+        with torch.no_grad():
+            assert torch.allclose(model.eval()(x), out.detach(), atol=1e-5)
+        model.train()
+    (o1, gx1, g1), (o2, gx2, g2) = results
+    assert torch.allclose(o1, o2, atol=1e-5) and torch.allclose(gx1, gx2, atol=1e-7, rtol=1e-4)
+    for a, b in zip(g1, g2, strict=True):
+        assert torch.allclose(a, b, atol=1e-6 * a.abs().max(), rtol=1e-4)
+
+    threads(2)
+    noisy = _model(_cfg("seed_x2", drop_rate=0.2, attn_drop_rate=0.2, drop_path_rate=0.3)).train()
+    runs = []
+    for seed in (5, 5, 6):
+        torch.manual_seed(seed)
+        runs.append(noisy(x).detach())
+    assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])

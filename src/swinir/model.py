@@ -118,6 +118,13 @@ def _cpu_autocast_state() -> torch.dtype | None:
 
 
 _CHUNK_POOL = _ChunkPool()
+# Per-thread generator for the random draws of blocks (drop-path masks, dropout seeds) while a
+# worker runs part of a batch (see _BatchParallel); None: the global generator.
+_RNG = threading.local()
+
+
+def _generator() -> torch.Generator | None:
+    return getattr(_RNG, "generator", None)
 
 
 @dataclass(frozen=True)
@@ -325,7 +332,7 @@ class DropPath(nn.Module):
         if self.drop_prob == 0.0 or not self.training:
             return None
         keep = 1.0 - self.drop_prob
-        return like.new_empty(batch, 1, 1).bernoulli_(keep).div_(keep)
+        return like.new_empty(batch, 1, 1).bernoulli_(keep, generator=_generator()).div_(keep)
 
     def forward(self, x: Tensor) -> Tensor:
         scale = self.sample(x.shape[0], x)
@@ -343,7 +350,9 @@ def _dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
     if generator is None:
         return F.dropout(x, p, True)
     keep = 1.0 - p
-    return x * torch.empty_like(x).bernoulli_(keep, generator=generator).div_(keep)
+    # A bool mask: backward keeps 1 byte per element, as F.dropout does.
+    mask = torch.empty_like(x, dtype=torch.bool).bernoulli_(keep, generator=generator)
+    return x.masked_fill(~mask, 0.0) * (1.0 / keep)
 
 
 class Mlp(nn.Module):
@@ -443,12 +452,13 @@ class WindowAttention(nn.Module):
         n = self.window_size * self.window_size
         h, d = self.num_heads, self.head_dim
         nb = b * t // n  # windows in this call
-        qkv = self.qkv(x).view(nb, n, 3, h, d)
+        # unbind, not indexing: its backward stacks the three gradients instead of zero-filling.
+        q, k, v = self.qkv(x).view(nb, n, 3, h, d).unbind(2)  # each (nb, N, h, d)
         # Heads become batch entries of (N, d) and (d, N) matrices; K and V are laid out transposed,
         # which is what the batched GEMMs run fastest with for these thin shapes (d is 10..32).
-        q = qkv[:, :, 0].transpose(1, 2).reshape(nb * h, n, d)
-        k_t = qkv[:, :, 1].permute(0, 2, 3, 1).reshape(nb * h, d, n)
-        v_t = qkv[:, :, 2].permute(0, 2, 3, 1).reshape(nb * h, d, n)
+        q = q.transpose(1, 2).reshape(nb * h, n, d)
+        k_t = k.permute(0, 2, 3, 1).reshape(nb * h, d, n)
+        v_t = v.permute(0, 2, 3, 1).reshape(nb * h, d, n)
         scores = torch.bmm(q, k_t).view(nb, h, n, n)
         if torch.is_grad_enabled():
             probs = torch.add(bias, scores, alpha=self.scale).softmax(-1)
@@ -586,7 +596,7 @@ class SwinTransformerBlock(nn.Module):
         ``torch.manual_seed`` makes training reproducible), or None when nothing drops."""
         if not self.training or (self.mlp.drop.p == 0.0 and self.attn.attn_drop == 0.0):
             return None
-        return int(torch.randint(0, 2**62, ()).item())
+        return int(torch.randint(0, 2**62, (), generator=_generator()).item())
 
     def run_chunk(self, xc: Tensor, bias: Tensor, call: _BlockCall, index: int) -> Tensor:
         """The block on one chunk: (B, T, C) tokens of whole windows -> (B, T, C)."""
@@ -631,9 +641,14 @@ class _BlockCall:
         return out
 
     def sequential(self, x: Tensor) -> Tensor:
-        """With autograd, on the calling thread."""
+        """With autograd, on the calling thread. One gather split into the chunks (a gather per
+        chunk would cost a full-size zero fill per chunk in backward)."""
         bias = self.bias(x.dtype)
-        pieces = [self.chunk(x, bias, i) for i in range(len(self.chunks))]
+        parts = x.index_select(1, self.plan.perm).split([idx.numel() for idx, _ in self.chunks], 1)
+        pieces = [
+            self.block.run_chunk(part, bias[group], self, i)
+            for i, (part, (_, group)) in enumerate(zip(parts, self.chunks, strict=True))
+        ]
         return torch.cat(pieces, 1).index_select(1, self.plan.inv)
 
 
@@ -690,6 +705,54 @@ class _ParallelChunks(torch.autograd.Function):
         for j in range(len(params)):
             parts = [g[1 + j] for g in grads if g[1 + j] is not None]
             grad_params.append(torch.stack(parts).sum(0) if parts else None)
+        return (grad_x, None, None, *grad_params)
+
+
+class _BatchParallel(torch.autograd.Function):
+    """Training on a batch: each worker runs the whole network, forward then backward, on its
+    share of the images with one intra-op thread; the parameter gradients are summed. No
+    operator synchronises the threads, so the speed-up holds on a loaded machine too. Random
+    draws come from per-share generators seeded from the global one (reproducible under
+    ``torch.manual_seed`` for a given thread count)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, model: SwinIR, pool: ThreadPoolExecutor, *params: Tensor) -> Tensor:
+        parts = x.split(-(-x.shape[0] // torch.get_num_threads()))
+        seeds = torch.randint(0, 2**62, (len(parts),)).tolist() if model.training else None
+
+        def work(i: int) -> tuple[Tensor, Tensor]:
+            _RNG.generator = None if seeds is None else torch.Generator().manual_seed(seeds[i])
+            try:
+                with torch.enable_grad():
+                    xi = parts[i].detach().requires_grad_(ctx.needs_input_grad[0])
+                    return xi, model._forward(xi)
+            finally:
+                _RNG.generator = None
+
+        ctx.graphs = _ChunkPool.run(pool, work, len(parts))
+        ctx.pool, ctx.params = pool, params
+        return torch.cat([y.detach() for _, y in ctx.graphs])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        graphs, params = ctx.graphs, ctx.params
+        grads_out = grad_out.split([y.shape[0] for _, y in graphs])
+        want_x = ctx.needs_input_grad[0]
+
+        def work(i: int) -> Sequence[Tensor | None]:
+            xi, yi = graphs[i]
+            inputs = [xi, *params] if want_x else list(params)
+            return torch.autograd.grad(yi, inputs, grads_out[i], allow_unused=True)
+
+        grads = _ChunkPool.run(ctx.pool, work, len(graphs))
+        ctx.graphs = None
+        offset = 1 if want_x else 0
+        grad_x = torch.cat([g[0] for g in grads]) if want_x else None
+        grad_params: list[Tensor | None] = []
+        for j in range(len(params)):
+            parts = [g[offset + j] for g in grads if g[offset + j] is not None]
+            grad_params.append(functools.reduce(torch.add, parts) if parts else None)
         return (grad_x, None, None, *grad_params)
 
 
@@ -928,7 +991,7 @@ class SwinIR(nn.Module):
                     f"{self.config.img_size}x{self.config.img_size} inputs"
                 )
             x = x + self.absolute_pos_embed
-        x = self.pos_drop(x)
+        x = _dropout(x, self.pos_drop.p if self.training else 0.0, _generator())
         for layer in self.layers:
             x = layer(x, x_size)
         return tokens_to_image(self.norm(x), x_size)
@@ -941,10 +1004,29 @@ class SwinIR(nn.Module):
                 blk.graph_mode = enable
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) in [0, 1] -> (B, C, s*H, s*W)."""
+        """(B, C, H, W) in [0, 1] -> (B, C, s*H, s*W).
+
+        On CPU with several threads, a batch of at least two images is split over the worker
+        threads, each running the whole network (forward, and backward in training) on its share
+        with one intra-op thread (see ``_BatchParallel``); single images run block chunks on the
+        workers instead.
+        """
+        pool = _CHUNK_POOL.executor(x.device)
+        if pool is not None and x.shape[0] >= 2 and not self._graph_mode():
+            params = [p for p in self.parameters() if p.requires_grad]
+            if torch.is_grad_enabled() and (x.requires_grad or params):
+                return _BatchParallel.apply(x, self, pool, *params)
+            parts = x.split(-(-x.shape[0] // torch.get_num_threads()))
+            return torch.cat(_ChunkPool.run(pool, lambda i: self._forward(parts[i]), len(parts)))
+        return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         x = self.forward_padded(self.pad_to_window(x))
         return x[..., : h * self.upscale, : w * self.upscale].contiguous()
+
+    def _graph_mode(self) -> bool:
+        return bool(self.layers) and self.layers[0].residual_group.blocks[0].graph_mode
 
     def forward_padded(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] with H, W multiples of the window size -> (B, C, s*H, s*W)."""
