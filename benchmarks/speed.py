@@ -66,7 +66,11 @@ def _cases(suite: str) -> list[Case]:
         Case("forward", "lightweight_x2", 256, 1, fwd),
         Case("forward", "seed_x2", 256, 1, fwd),
         Case("train", "lightweight_x2", 64, 8, trn),
-        Case("train", "seed_x2", 64, 8, trn),
+        # The official network needs ~20 GB of activations for a seed-preset step on 8 patches,
+        # which is OOM-killed on a 24 GiB machine shared with other jobs: compare on 4, and time
+        # this package alone on 8.
+        Case("train", "seed_x2", 64, 4, trn),
+        Case("train", "seed_x2", 64, 8, ("fp32",), repeat=2),
     ]
     if suite == "acceptance":
         return acceptance

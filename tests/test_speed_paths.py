@@ -286,3 +286,16 @@ def test_batches_split_over_workers_match_one_thread(threads) -> None:
         torch.manual_seed(seed)
         runs.append(noisy(x).detach())
     assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])
+
+
+def test_dropout_masks_have_the_right_rate_and_scale() -> None:
+    x = torch.ones(400, 500)
+    for p in (0.1, 0.5):
+        y = M._dropout(x, p, torch.Generator().manual_seed(0))
+        kept = y != 0
+        assert abs(kept.float().mean().item() - (1 - p)) < 0.005
+        assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)), rtol=1e-4)
+        assert abs(y.mean().item() - 1.0) < 0.01  # unbiased
+    same = [M._dropout(x, 0.2, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert torch.equal(*same)
+    assert M._dropout(x, 0.0, None) is x

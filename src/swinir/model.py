@@ -344,15 +344,20 @@ class DropPath(nn.Module):
 
 def _dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
     """Training-time dropout, drawn from ``generator`` when given: the chunks of a block then get
-    the same masks whatever order they run in, and again when recomputed for checkpointing."""
+    the same masks whatever order they run in, and again when recomputed for checkpointing.
+
+    Keeps each element with probability ``1 - p`` rounded to 1/32768 (and rescales by that), from
+    one 32-bit random number per two elements: ``bernoulli_`` (and so ``F.dropout``) draws one
+    number per element in a scalar loop on non-Intel CPUs and cost 15% of a training step.
+    Backward keeps the bool mask only.
+    """
     if p == 0.0:
         return x
-    if generator is None:
-        return F.dropout(x, p, True)
-    keep = 1.0 - p
-    # A bool mask: backward keeps 1 byte per element, as F.dropout does.
-    mask = torch.empty_like(x, dtype=torch.bool).bernoulli_(keep, generator=generator)
-    return x.masked_fill(~mask, 0.0) * (1.0 / keep)
+    threshold = round((1.0 - p) * 32768)
+    n = x.numel()
+    bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=x.device).random_(generator=generator)
+    mask = (bits.view(torch.int16)[:n] & 0x7FFF) < threshold  # 15 uniform bits per element
+    return torch.where(mask.view(x.shape), x * (32768.0 / threshold), 0.0)
 
 
 class Mlp(nn.Module):
