@@ -86,7 +86,8 @@ def test_from_model_exports_once_into_the_cache(
     with torch.no_grad():
         other.conv_first.bias.add_(1.0)
     assert OnnxRunner.from_model(other, cache=tmp_path).path != first.path  # keyed by weights
-    assert OnnxRunner.from_model(model, precision="int8", cache=tmp_path).path.name.endswith("-int8.onnx")
+    int8 = OnnxRunner.from_model(model, precision="int8", cache=tmp_path)
+    assert int8.quantized and not first.quantized
 
 
 def test_non_swinir_or_broken_files_give_one_line_errors(tmp_path: Path) -> None:
@@ -121,7 +122,7 @@ def test_export_onnx_command(exported: tuple[SwinIR, Path], tmp_path: Path, monk
     out = tmp_path / "out.onnx"
     assert main(["export-onnx", str(weights), str(out), "--int8"]) == 0
     printed = capsys.readouterr().out
-    assert "max abs difference" in printed and (tmp_path / "out-int8.onnx").is_file()
+    assert "max abs difference" in printed and OnnxRunner(tmp_path / "out-int8.onnx").quantized
     assert main(["export-onnx", str(weights), str(tmp_path / "out.bin")]) == 2
     assert main(["export-onnx", str(tmp_path / "missing.pth"), str(out)]) == 2
     assert "missing.pth" in capsys.readouterr().err

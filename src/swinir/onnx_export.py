@@ -37,8 +37,9 @@ from torch import Tensor, nn
 from .atomic import atomic_path
 from .model import SwinIR, SwinIRConfig, pad_to_window
 
-# Bump when the exported graph changes, so that cached exports are redone.
+# Bump when the exported graph (or the int8 recipe) changes, so that cached files are redone.
 GRAPH_VERSION = "1"
+QUANT_VERSION = "2"  # 2: reduce_range (7-bit weights; AVX2 u8s8 products saturate int16 otherwise)
 OPSET = 18
 METADATA_KEY = "swinir_config"
 
@@ -136,6 +137,7 @@ def quantize_onnx(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> P
     _require("onnxruntime")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    onnx = _require("onnx")
     dst = Path(dst)
     with atomic_path(dst) as tmp, _quiet():
         quantize_dynamic(
@@ -143,8 +145,13 @@ def quantize_onnx(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> P
             str(tmp),
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=True,
             op_types_to_quantize=["MatMul", "Gemm"],
         )
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "swinir_precision", "int8"
+        onnx.save_model(proto, str(tmp))
     return dst
 
 
@@ -211,6 +218,7 @@ class OnnxRunner:
         if METADATA_KEY not in meta:
             raise OnnxError(f"{path}: not a SwinIR export (no {METADATA_KEY} metadata; use export-onnx)")
         self.config = SwinIRConfig.from_dict(json.loads(meta[METADATA_KEY]))
+        self.quantized = meta.get("swinir_precision") == "int8"
         self.path = path
         self.scale = self.config.upscale
         self.in_chans = self.config.in_chans
@@ -230,7 +238,7 @@ class OnnxRunner:
             export_onnx(model, fp32, check=True)
         path = fp32
         if precision == "int8":
-            path = fp32.with_name(fp32.stem + "-int8.onnx")
+            path = fp32.with_name(f"{fp32.stem}-int8v{QUANT_VERSION}.onnx")
             if not path.is_file():
                 quantize_onnx(fp32, path)
         return cls(path, threads)
@@ -241,11 +249,10 @@ class OnnxRunner:
     ) -> OnnxRunner:
         """Open an exported file; ``int8`` quantizes it (once, into the cache) unless it already is."""
         path = Path(path)
-        if precision == "int8" and not path.stem.endswith("-int8"):
+        if precision == "int8" and not cls(path, threads).quantized:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
-            int8 = cache_dir() / f"{path.stem}-{digest}-int8.onnx"
+            int8 = cache_dir() / f"{path.stem}-{digest}-int8v{QUANT_VERSION}.onnx"
             if not int8.is_file():
-                cls(path, threads)  # a one-line error for files that are not SwinIR exports
                 quantize_onnx(path, int8)
             path = int8
         elif precision not in ("fp32", "int8"):
