@@ -197,10 +197,10 @@ def test_checkpoint_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_zoo_name_resolves_from_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zoo = pytest.importorskip("swinir.zoo", reason="swinir.zoo is not in this install")
     import torch
 
     import swinir
+    from swinir import zoo
 
     entry = next(m for m in zoo.list_models() if m.task == "classical_sr" and m.scale == 2)
     monkeypatch.setenv("SWINIR_CACHE", str(tmp_path / "cache"))
@@ -214,7 +214,6 @@ def test_zoo_name_resolves_from_cache(
 
 
 def test_tiled_model_matches_whole_image(tmp_path: Path) -> None:
-    pytest.importorskip("swinir.tiling", reason="swinir.tiling is not in this install")
     import torch
 
     import swinir
