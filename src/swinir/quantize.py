@@ -34,6 +34,12 @@ def quantize_int8(model: SwinIR, inplace: bool = False) -> SwinIR:
     if not inplace:
         model = copy.deepcopy(model)
     model = model.eval().to("cpu", torch.float32)
+    quantize_int8_linear(model)
+    return model
+
+
+def quantize_int8_linear(module: nn.Module) -> nn.Module:
+    """Replace every ``nn.Linear`` inside ``module`` (in place) with its dynamic int8 form."""
     try:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     except ImportError as exc:  # pragma: no cover - depends on the torch build
@@ -47,8 +53,10 @@ def quantize_int8(model: SwinIR, inplace: bool = False) -> SwinIR:
         # torch.ao.quantization warns that it moves to torchao; the eager API still works here.
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=UserWarning)
-        quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
-    return model
+        # A bare Linear is wrapped so that quantize_dynamic swaps it as a child.
+        holder = nn.Sequential(module) if isinstance(module, nn.Linear) else module
+        quantize_dynamic(holder, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    return holder[0] if holder is not module else module
 
 
 def is_quantized(model: nn.Module) -> bool:
