@@ -169,7 +169,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument(
         "--preset", default=None, help="architecture preset, random weights (default lightweight_x2)"
     )
-    src.add_argument("--model", type=Path, default=None, help="weights file instead of a preset")
+    src.add_argument(
+        "--model",
+        default=None,
+        help="trained weights instead of a preset: 'default', a zoo name (see `swinir upscale "
+        "--list-models`) or a .pth/.safetensors file",
+    )
     p.add_argument("--size", type=parse_size, default=(256, 256), help="input size N or HxW (default 256)")
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     p.add_argument("--mode", choices=MODES, default="forward", help="forward (inference) or train step")
@@ -185,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError, load_model
     from ..model import SwinIR, preset
+    from ..zoo import ZooError, resolve_model
 
     if args.batch < 1 or args.repeat < 1:
         print("swinir benchmark: --batch and --repeat must be >= 1", file=sys.stderr)
@@ -197,13 +203,13 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     try:
         if args.model is not None:
-            model = load_model(args.model)
-            label = str(args.model)
+            model = load_model(resolve_model(args.model))
+            label = args.model
         else:
             name = args.preset or "lightweight_x2"
             model = SwinIR(preset(name))
             label = f"preset {name} (random weights)"
-    except (CheckpointError, ValueError) as exc:
+    except (CheckpointError, ZooError, ValueError) as exc:
         print(f"swinir benchmark: {exc}", file=sys.stderr)
         return 1
     cfg = model.config
