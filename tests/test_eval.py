@@ -254,3 +254,25 @@ def test_score_pair_gray_y_mode_against_rgb_sr() -> None:
         score_pair(sr, hr, 2, "luma")
     with pytest.raises(EvalError):
         read_image("/nonexistent/file.png")
+
+
+def test_bundled_model_beats_bicubic_as_its_card_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped weights keep their promise: >= 2 dB over bicubic on Set5 x2 (Y), and the model
+    card's Set5 row is what `swinir eval` measures now."""
+    import re
+
+    import swinir
+
+    root = shared_path("datasets", "Set5")
+    args = ["--model", "default", "--hr-dir", str(root / "HR"), "--lr-dir", str(root / "LR_bicubic" / "X2")]
+    code, _, err = _eval(capsys, *args, "--json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    mean = json.loads((tmp_path / "r.json").read_text())["mean"]
+    assert mean["psnr_y"] >= 33.66 + 2.0
+    card = (Path(swinir.__file__).parent / "weights" / "MODEL_CARD.md").read_text()
+    row = re.search(r"^\| Set5 \| [\d.]+ / [\d.]+ \| \*\*([\d.]+) / ([\d.]+)\*\*", card, re.MULTILINE)
+    assert row is not None, "the model card has no Set5 row"
+    assert mean["psnr_y"] == pytest.approx(float(row.group(1)), abs=0.005)
+    assert mean["ssim_y"] == pytest.approx(float(row.group(2)), abs=0.00005)
