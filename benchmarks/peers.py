@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from swinir.degradations import jpeg_compress, modcrop
 from swinir.data import list_images
+from swinir.degradations import jpeg_compress, modcrop
 from swinir.imresize import imresize
 from swinir.metrics import psnr, ssim
 
