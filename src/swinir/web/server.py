@@ -101,7 +101,7 @@ def serve(
     announce: Callable[[str], None] = print,
     factory: UpscalerFactory = build_upscaler,
 ) -> int:
-    """Serve until Ctrl-C or SIGTERM; returns an exit code."""
+    """Serve until Ctrl-C (returns 0) or SIGTERM; returns an exit code."""
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
@@ -112,7 +112,11 @@ def serve(
     names = ", ".join(m.name for m in settings.models)
     announce(f"swinir web: {url_for(sock, settings.host, settings.token)}  (models: {names}; Ctrl-C to stop)")
     try:
+        # On SIGINT/SIGTERM uvicorn shuts down gracefully (the lifespan deletes the folder), then
+        # re-raises the signal: Ctrl-C ends here, SIGTERM ends the process as SIGTERM does.
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     finally:
         sock.close()
         shutil.rmtree(folder, ignore_errors=True)
