@@ -19,7 +19,7 @@ from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'swinir[web]')")
 
-from tests.web_helpers import (  # noqa: E402
+from tests.web_helpers import (
     multipart,
     peak_rss_mib,
     png_bytes,
@@ -41,7 +41,7 @@ MEMORY_BOUND_MIB = 250
 
 
 class Server:
-    def __init__(self, proc, url: str) -> None:  # noqa: ANN001
+    def __init__(self, proc, url: str) -> None:
         self.proc = proc
         self.url = url
         self.port = int(url.rsplit(":", 1)[1])
@@ -75,7 +75,11 @@ PART_HEAD = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.pn
 
 
 def _head(method: str = "POST", length: str | None = None, extra: str = "") -> bytes:
-    lines = [f"{method} /api/jobs HTTP/1.1", "Host: 127.0.0.1", "Content-Type: multipart/form-data; boundary=b"]
+    lines = [
+        f"{method} /api/jobs HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: multipart/form-data; boundary=b",
+    ]
     if length is not None:
         lines.append(f"Content-Length: {length}")
     return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()

@@ -17,9 +17,9 @@ from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'swinir[web]')")
 
-from swinir.upscaler import Upscaler  # noqa: E402
-from swinir.web.settings import WebSettings  # noqa: E402
-from tests.web_helpers import (  # noqa: E402
+from swinir.upscaler import Upscaler
+from swinir.web.settings import WebSettings
+from tests.web_helpers import (
     Running,
     multipart,
     png_bytes,
@@ -93,7 +93,9 @@ def test_job_lifecycle_and_result_matches_the_library(
     out = Image.open(io.BytesIO(data))
     assert out.format == pil_format and out.size == (80, 48)
     if fmt == "png":  # lossless: identical to the library's own result with the server's tiling
-        expected = Upscaler(model, device="cpu", tile=32, tile_overlap=8).upscale(Image.open(io.BytesIO(image)))
+        expected = Upscaler(model, device="cpu", tile=32, tile_overlap=8).upscale(
+            Image.open(io.BytesIO(image))
+        )
         assert np.array_equal(np.asarray(out), np.asarray(expected))
 
 
@@ -189,7 +191,7 @@ def test_unknown_job_and_routes_are_404_json(srv: Running) -> None:
         ("GET", "/api/results.zip?ids=nope"),
         ("GET", "/static/../../etc/passwd"),
     ]:
-        status, headers, data = request(method, srv.url + path)
+        status, _, data = request(method, srv.url + path)
         assert status == 404, path
         assert "error" in _json(data) or "detail" in _json(data)
 
@@ -321,12 +323,16 @@ def test_token_required_when_set(model: Path) -> None:
         assert request("GET", srv.url + "/api/models?token=wrong-token")[0] == 401
         status, headers, _ = request("GET", srv.url + "/?token=s3cret-token")
         assert status == 200 and "swinir_token=s3cret-token" in headers["set-cookie"]
-        assert request("GET", srv.url + "/api/models", headers={"Cookie": "swinir_token=s3cret-token"})[0] == 200
+        assert (
+            request("GET", srv.url + "/api/models", headers={"Cookie": "swinir_token=s3cret-token"})[0] == 200
+        )
         auth = {"Authorization": "Bearer s3cret-token"}
         assert request("GET", srv.url + "/api/models", headers=auth)[0] == 200
 
 
-def test_oversized_declared_length_refused_before_the_body_is_read(srv: Running, settings: WebSettings) -> None:
+def test_oversized_declared_length_refused_before_the_body_is_read(
+    srv: Running, settings: WebSettings
+) -> None:
     """A 50 MB upload: 413 arrives after only the headers and 64 KB were sent."""
     port = int(srv.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -343,7 +349,9 @@ def test_negative_and_malformed_content_length_are_400(srv: Running) -> None:
     port = int(srv.url.rsplit(":", 1)[1])
     for length in ("-1", "abc", "1e9"):
         reply = raw_exchange(
-            port, f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n".encode() + b"x" * 100
+            port,
+            f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n".encode()
+            + b"x" * 100,
         )
         assert reply.startswith(b"HTTP/1.1 400"), (length, reply[:80])
         assert b'{"error": "malformed HTTP request' in reply

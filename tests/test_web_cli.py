@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'swinir[web]')")
 
-from swinir.cli import build_parser, main  # noqa: E402
-from swinir.web.server import remove_stale_folders  # noqa: E402
-from tests.web_helpers import png_bytes, request, server_process, submit, tiny_model, wait_job  # noqa: E402
+from swinir.cli import build_parser, main
+from swinir.web.server import remove_stale_folders
+from tests.web_helpers import png_bytes, request, server_process, submit, tiny_model
 
 
 def _web_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,8 @@ def test_no_token_on_all_interfaces_warns_loudly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "swinir.cli", "web", "--host", "0.0.0.0", "--port", "0", "--no-token",
          "--models", f"tiny={model}", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )  # fmt: skip
     try:
         assert proc.stdout is not None and "http://" in proc.stdout.readline()
@@ -85,13 +86,6 @@ def test_prints_url_serves_and_cleans_up_on_sigterm_and_sigint(tmp_path: Path) -
             assert proc.wait(20) == (0 if sig == signal.SIGINT else -signal.SIGTERM)
         assert not stale.exists() and ours.exists()
         assert [p for p in temp.glob("swinir-web-*") if p != ours] == []
-
-
-def test_a_job_through_the_command(tmp_path: Path) -> None:
-    model = tiny_model(tmp_path)
-    with server_process(["--models", f"tiny={model}", "--quiet"], env={"TMPDIR": str(tmp_path)}) as (_, url):
-        status, job = submit(url, png_bytes((20, 10)))
-        assert status == 202 and wait_job(url, job["id"])["output_size"] == [40, 20]
 
 
 def test_remove_stale_folders_keeps_live_servers(tmp_path: Path) -> None:

@@ -60,11 +60,11 @@ def settings_for(model: Path, **overrides: object) -> WebSettings:
 def slow_factory(seconds_per_tile: float) -> UpscalerFactory:
     """Builds real Upscalers whose model calls each take a little longer, so progress can be watched."""
 
-    def build(choice, noise, settings):  # noqa: ANN001, ANN202
+    def build(choice, noise, settings):
         upscaler: Upscaler = build_upscaler(choice, noise, settings)
         forward = upscaler.runner.forward
 
-        def slow_forward(x):  # noqa: ANN001, ANN202
+        def slow_forward(x):
             time.sleep(seconds_per_tile)
             return forward(x)
 
@@ -102,7 +102,9 @@ def running_server(settings: WebSettings, factory: UpscalerFactory = build_upsca
 
 
 @contextlib.contextmanager
-def server_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+def server_process(
+    args: list[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen, str]]:
     """``swinir web ARGS --port 0`` as a child process; yields it and the URL it printed."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "swinir.cli", "web", "--port", "0", *args],
@@ -158,7 +160,9 @@ def multipart(fields: dict[str, str], file: bytes | None, filename: str = "x.png
     boundary = uuid.uuid4().hex
     parts = []
     for key, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        )
     if file is not None:
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
@@ -170,7 +174,11 @@ def multipart(fields: dict[str, str], file: bytes | None, filename: str = "x.png
 
 
 def request(
-    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  swinir web                                  # http://127.0.0.1:8000/\n"
         "  swinir web --models default art             # offer these models\n"
         "  swinir web --models mine=runs/x/best.safetensors --port 0\n"
-        "  swinir web --host 0.0.0.0 --token \"$(openssl rand -hex 16)\"\n"
+        '  swinir web --host 0.0.0.0 --token "$(openssl rand -hex 16)"\n'
         "  curl -F file=@photo.png -F format=webp http://127.0.0.1:8000/api/jobs",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -113,14 +113,15 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_token:
             print(
                 f"swinir web: --host {args.host} lets other machines in; give --token SECRET "
-                "(e.g. --token \"$(openssl rand -hex 16)\"), or --no-token to allow anyone",
+                '(e.g. --token "$(openssl rand -hex 16)"), or --no-token to allow anyone',
                 file=sys.stderr,
             )
             return 2
         bar = "!" * 78
         print(
-            f"{bar}\n! WARNING: serving on {args.host} WITHOUT A TOKEN: anyone who can reach this address can\n"
-            f"! upload files and use this machine's CPU/GPU. Use --token SECRET unless the network is yours.\n{bar}",
+            f"{bar}\n! WARNING: serving on {args.host} WITHOUT A TOKEN: anyone who can reach this address\n"
+            "! can upload files and use this machine's CPU/GPU. Use --token SECRET unless the network is\n"
+            f"! yours.\n{bar}",
             file=sys.stderr,
         )
     if args.token is not None and (len(args.token) < 8 or not args.token.isprintable()):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import anyio
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -47,9 +47,7 @@ class ApiError(Exception):
         self.status = status
 
 
-def create_app(
-    settings: WebSettings, folder: Path, factory: UpscalerFactory = build_upscaler
-) -> Guard:
+def create_app(settings: WebSettings, folder: Path, factory: UpscalerFactory = build_upscaler) -> Guard:
     """The ASGI application (FastAPI behind :class:`Guard`); ``folder`` holds uploads and results.
 
     The job queue starts and stops with the app's lifespan; stopping it deletes ``folder``.
@@ -155,7 +153,9 @@ def create_app(
         if size == 0:
             raise ApiError(400, f"{name}: the upload is empty")
         if size > settings.max_upload:
-            raise ApiError(413, f"{name}: {size} bytes is over this server's {settings.max_upload}-byte limit")
+            raise ApiError(
+                413, f"{name}: {size} bytes is over this server's {settings.max_upload}-byte limit"
+            )
         try:
             queue.reserve(size)
         except QueueFull as exc:

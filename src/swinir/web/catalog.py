@@ -39,7 +39,9 @@ def choice_for(spec: str) -> ModelChoice:
         name, target = "", spec
     entry = find_model(target)
     if entry is not None and not Path(target).is_file():
-        return ModelChoice(name or entry.name, entry.name, entry.scale, entry.description, noise_levels(entry))
+        return ModelChoice(
+            name or entry.name, entry.name, entry.scale, entry.description, noise_levels(entry)
+        )
     path = Path(target).expanduser()
     if not path.is_file():
         raise ZooError(f"{target}: no such file, and not a model name (see `swinir upscale --list-models`)")

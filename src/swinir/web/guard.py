@@ -90,9 +90,9 @@ class Guard:
         if self.loopback_only and name not in self.allowed_hosts:
             return 421, f"this server answers requests for localhost only, not for {host or '(no Host)'}"
         origin = headers.get("origin")
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin and origin != "null":
-            if origin.split("://", 1)[-1].lower() != host:
-                return 403, f"cross-site request from {origin} refused"
+        state_changing = scope["method"] not in ("GET", "HEAD", "OPTIONS")
+        if state_changing and origin and origin != "null" and origin.split("://", 1)[-1].lower() != host:
+            return 403, f"cross-site request from {origin} refused"
         if self.token is not None and not self._has_token(scope, headers):
             return 401, "this server needs its token: open the address `swinir web` printed (...?token=...)"
         return None

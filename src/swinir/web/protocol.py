@@ -24,7 +24,7 @@ from uvicorn.server import ServerState
 class GuardedH11Protocol(H11Protocol):
     header_timeout: float = 10.0  # set on the subclass made by :func:`protocol_class`
 
-    def __init__(self, config: Config, server_state: ServerState, app_state: dict, _loop=None) -> None:  # noqa: ANN001
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._head_timer: asyncio.TimerHandle | None = None
         self._requests_started = 0
@@ -66,7 +66,9 @@ class GuardedH11Protocol(H11Protocol):
             (b"connection", b"close"),
         ]
         try:
-            self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
+            self.transport.write(
+                self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request"))
+            )
             self.transport.write(self.conn.send(h11.Data(data=body)))
             self.transport.write(self.conn.send(h11.EndOfMessage()))
         except h11.LocalProtocolError:  # too broken to answer in HTTP at all
