@@ -249,6 +249,27 @@ def test_settings_are_remembered(page, srv: Running, tmp_path: Path) -> None:
     assert out.format == "WEBP" and out.size == (48, 48)
 
 
+def test_page_opened_with_the_token_works(browser, tmp_path: Path) -> None:
+    """The address printed for a token-protected server: the page and its requests get through."""
+    model = tiny_model(tmp_path)
+    with running_server(settings_for(model, token="browser-token-1")) as srv:
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(srv.url + "/?token=browser-token-1")
+        pg.wait_for_selector("body[data-ready='1']")
+        assert "token" not in pg.url  # kept in a cookie, not in the address bar
+        pg.set_input_files(
+            "#files", [{"name": "t.png", "mimeType": "image/png", "buffer": png_bytes((16, 16))}]
+        )
+        _wait_states(pg, ["done"])
+        context.close()
+        fresh = browser.new_context()
+        pg = fresh.new_page()
+        assert pg.goto(srv.url + "/").status == 401
+        fresh.close()
+
+
 def make_screenshot(target: Path) -> None:
     """The README's screenshot: the bundled model on the bundled sample, compared at 1:1."""
     import tempfile

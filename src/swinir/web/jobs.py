@@ -276,7 +276,10 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
-            state, error = self._run(job)
+            try:
+                state, error = self._run(job)
+            except BaseException as exc:  # never leave a job running, nor the queue without a worker
+                state, error = JobState.failed, f"{job.filename}: internal error ({type(exc).__name__})"
             with self._lock:
                 job.upload.unlink(missing_ok=True)  # read already: its room goes to the result
                 job.upload_bytes = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import h11
 from uvicorn.config import Config
@@ -24,7 +25,13 @@ from uvicorn.server import ServerState
 class GuardedH11Protocol(H11Protocol):
     header_timeout: float = 10.0  # set on the subclass made by :func:`protocol_class`
 
-    def __init__(self, config: Config, server_state: ServerState, app_state: dict, _loop=None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._head_timer: asyncio.TimerHandle | None = None
         self._requests_started = 0
