@@ -387,3 +387,33 @@ def test_chunked_body_over_the_limit_is_cut_off(srv: Running, settings: WebSetti
                 break
     assert reply.startswith(b"HTTP/1.1 413"), reply[:60]
     assert sent <= settings.max_upload + 64 * 1024 + 10 * len(chunk)
+
+
+def test_noise_levels_reach_the_upscaler(model: Path) -> None:
+    """A family with levels (like `art`): the choice is listed, checked, and passed to the model."""
+    from swinir.web.catalog import build_upscaler
+    from swinir.web.settings import ModelChoice
+
+    asked: list[object] = []
+
+    def factory(choice, noise, settings):  # a stand-in family: the tiny model for every level
+        asked.append(noise)
+        return build_upscaler(replace(choice, noise_levels=()), None, settings)
+
+    family = ModelChoice("fam", str(model), 2, "a family with noise levels", (0, 1, 2, 3))
+    with running_server(settings_for(model, models=(family,)), factory) as srv:
+        info = _json(request("GET", srv.url + "/api/models")[2])
+        assert info["models"][0]["noise_levels"] == [0, 1, 2, 3]
+        for noise in ("2", "0"):
+            status, job = submit(srv.url, png_bytes((8, 8)), noise=noise)
+            assert status == 202 and job["noise"] == int(noise)
+            assert wait_job(srv.url, job["id"])["state"] == "done"
+        status, job = submit(srv.url, png_bytes((8, 8)), noise="auto")
+        assert status == 202 and job["noise"] == "auto"
+        assert wait_job(srv.url, job["id"])["noise_used"] == 0  # a PNG has no JPEG noise
+        for bad in ("7", "-1", "loud"):
+            status, job = submit(srv.url, png_bytes((8, 8)), noise=bad)
+            assert status == 400 and "noise" in job["error"]
+        status, job = submit(srv.url, png_bytes((8, 8)))
+        assert status == 202 and wait_job(srv.url, job["id"])["state"] == "done"
+    assert asked == [2, 0, "auto", None]

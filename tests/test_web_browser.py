@@ -234,7 +234,10 @@ def test_paste_and_drop_add_images(page) -> None:
 
 
 def test_settings_are_remembered(page, srv: Running, tmp_path: Path) -> None:
+    assert not page.is_visible("#noise-label")  # this model has no noise levels
+    assert not page.is_visible("#quality-label")  # PNG has no quality
     page.select_option("#format", "webp")
+    assert page.is_visible("#quality-label")
     page.select_option("#scale", "3")
     page.reload()
     page.wait_for_selector("body[data-ready='1']")

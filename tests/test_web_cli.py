@@ -95,3 +95,13 @@ def test_remove_stale_folders_keeps_live_servers(tmp_path: Path) -> None:
     dead.mkdir()
     assert remove_stale_folders(tmp_path) == [dead]
     assert live.exists() and not dead.exists()
+
+
+def test_default_models_are_those_usable_offline() -> None:
+    from swinir.web.catalog import offline_choices
+    from swinir.zoo import is_cached, list_models
+
+    names = [c.name for c in offline_choices()]
+    assert "default" in names  # bundled
+    expected = [m.name for m in list_models() if is_cached(m) and "-noise" not in m.name]
+    assert names == expected  # family members (art-noise1..3) are reached through `noise`

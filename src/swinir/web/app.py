@@ -141,7 +141,9 @@ def create_app(settings: WebSettings, folder: Path, factory: UpscalerFactory = b
     async def create_job(
         file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP, BMP, TIFF, ...)")],
         model: Annotated[str | None, Form(description="a name from GET /api/models")] = None,
-        noise: Annotated[int | None, Form(description="noise level, for models that have levels")] = None,
+        noise: Annotated[
+            str | None, Form(description="noise level or 'auto', for models that have levels (art)")
+        ] = None,
         outscale: Annotated[float | None, Form(description="final scale (default: the model's)")] = None,
         format: Annotated[str, Form(description="png, webp or jpg")] = "png",
         quality: Annotated[int, Form(description="webp/jpg quality, 1-100")] = 92,
@@ -285,7 +287,7 @@ def safe_filename(raw: str | None) -> str:
 def _options(
     settings: WebSettings,
     model: str | None,
-    noise: int | None,
+    noise: str | None,
     outscale: float | None,
     fmt: str,
     quality: int,
@@ -295,12 +297,15 @@ def _options(
     if choice is None:
         names = ", ".join(m.name for m in settings.models)
         raise ApiError(400, f"model: {str(model)[:60]!r} is not offered by this server (choose from {names})")
-    if choice.noise_levels:
-        if noise is not None and noise not in choice.noise_levels:
+    level: int | str | None = None
+    if noise not in (None, ""):
+        assert noise is not None
+        if not choice.noise_levels:
+            raise ApiError(400, f"noise: {choice.name} has no noise levels")
+        level = "auto" if noise == "auto" else int(noise) if noise.isdigit() else noise
+        if level != "auto" and level not in choice.noise_levels:
             levels = ", ".join(map(str, choice.noise_levels))
-            raise ApiError(400, f"noise: {choice.name} has levels {levels}, not {noise}")
-    elif noise is not None:
-        raise ApiError(400, f"noise: {choice.name} has no noise levels")
+            raise ApiError(400, f"noise: {choice.name} has levels {levels} and auto, not {noise[:20]!r}")
     if outscale is not None and not (0 < outscale <= settings.max_outscale):
         raise ApiError(400, f"outscale: must be in (0, {settings.max_outscale:g}], got {outscale:g}")
     fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
@@ -310,7 +315,7 @@ def _options(
         raise ApiError(400, f"quality: must be in 1..100, got {quality}")
     if alpha not in ALPHA_MODES:
         raise ApiError(400, f"alpha: must be one of {', '.join(ALPHA_MODES)}, got {alpha[:20]!r}")
-    return JobOptions(choice, noise, float(outscale or choice.scale), fmt, quality, alpha)
+    return JobOptions(choice, level, float(outscale or choice.scale), fmt, quality, alpha)
 
 
 def _spooled_size(handle: BinaryIO) -> int:

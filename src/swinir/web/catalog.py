@@ -7,11 +7,11 @@ offline: the bundled ones and any already in the download cache.
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .. import zoo
 from ..upscaler import Upscaler
 from ..zoo import ZooError, ZooModel, find_model, is_cached, list_models
 from .settings import ModelChoice, WebSettings
@@ -21,11 +21,16 @@ KEEP_LOADED = 2
 
 
 def noise_levels(entry: ZooModel | None) -> tuple[int, ...]:
-    """The noise levels a zoo entry exposes, or () when the entry (or this zoo) has none."""
-    levels = getattr(entry, "noise_levels", None) if entry is not None else None
-    if not levels:
+    """The noise levels the zoo gives an entry's family (``art``: 0-3), or () when it has none."""
+    levels_of = getattr(zoo, "noise_levels", None)
+    if entry is None or levels_of is None:
         return ()
-    return tuple(int(level) for level in levels)
+    return tuple(int(level) for level in levels_of(entry.name))
+
+
+def _family_member(entry: ZooModel) -> bool:
+    """``art-noise2`` and the like: reached through their family's noise choice, not listed apart."""
+    return bool(noise_levels(entry)) and "-noise" in entry.name
 
 
 def choice_for(spec: str) -> ModelChoice:
@@ -61,7 +66,7 @@ def offline_choices() -> list[ModelChoice]:
     return [
         ModelChoice(m.name, m.name, m.scale, m.description, noise_levels(m))
         for m in list_models()
-        if is_cached(m)
+        if is_cached(m) and not _family_member(m)
     ]
 
 
@@ -69,15 +74,17 @@ def choices_from(specs: Sequence[str]) -> list[ModelChoice]:
     return [choice_for(spec) for spec in specs] if specs else offline_choices()
 
 
-UpscalerFactory = Callable[[ModelChoice, "int | None", WebSettings], Upscaler]
+# A job's noise choice: None (the model has no levels), a level, or "auto" (from the JPEG tables).
+Noise = int | str | None
+UpscalerFactory = Callable[[ModelChoice, Noise, WebSettings], Upscaler]
 
 
-def build_upscaler(choice: ModelChoice, noise: int | None, settings: WebSettings) -> Upscaler:
-    """Load one model with the server's device, tiling and precision."""
-    if noise is not None and "noise" in inspect.signature(Upscaler).parameters:
+def build_upscaler(choice: ModelChoice, noise: Noise, settings: WebSettings) -> Upscaler:
+    """Load one model (the family member for ``noise``) with the server's device, tiling, precision."""
+    if noise is not None:
         return Upscaler(
             choice.source, device=settings.device, tile=settings.tile, tile_overlap=settings.tile_overlap,
-            precision=settings.precision, noise=noise,  # type: ignore[call-arg]
+            precision=settings.precision, noise=noise,
         )  # fmt: skip
     return Upscaler(
         choice.source, device=settings.device, tile=settings.tile, tile_overlap=settings.tile_overlap,
@@ -91,9 +98,9 @@ class LoadedModels:
     def __init__(self, settings: WebSettings, factory: UpscalerFactory = build_upscaler) -> None:
         self.settings = settings
         self.factory = factory
-        self._loaded: OrderedDict[tuple[str, int | None], Upscaler] = OrderedDict()
+        self._loaded: OrderedDict[tuple[str, Noise], Upscaler] = OrderedDict()
 
-    def get(self, choice: ModelChoice, noise: int | None) -> Upscaler:
+    def get(self, choice: ModelChoice, noise: Noise) -> Upscaler:
         key = (choice.name, noise)
         if key in self._loaded:
             self._loaded.move_to_end(key)

@@ -24,6 +24,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..imageio import ImageReadError, read_image, write_image
+from ..jpeg_quality import jpeg_tables
 from .catalog import LoadedModels
 from .settings import ModelChoice, WebSettings
 
@@ -56,7 +57,7 @@ class JobOptions:
     """What a client chose for one upload, already checked against the server's limits."""
 
     model: ModelChoice
-    noise: int | None
+    noise: int | str | None  # a level, "auto" (chosen per image from its JPEG tables), or None
     outscale: float  # the final factor (the model's scale when the client gave none)
     format: str  # png, webp or jpg
     quality: int
@@ -80,6 +81,7 @@ class Job:
     result: Path | None = None
     result_bytes: int = 0
     finished: float | None = None
+    noise_used: int | None = None  # the level that ran ("auto" picks one per image)
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -109,6 +111,7 @@ class Job:
             "cancel_requested": self.cancel.is_set() and self.state not in FINAL,
             "model": self.options.model.name,
             "noise": self.options.noise,
+            "noise_used": self.noise_used,
             "outscale": self.options.outscale,
             "format": self.options.format,
             "input_size": [self.width, self.height],
@@ -299,6 +302,11 @@ class JobQueue:
             # One worker owns the loaded models, so setting the alpha mode per job is safe.
             upscaler.alpha = opts.alpha
             data = read_image(job.upload, max_pixels=self.settings.max_pixels)
+            if opts.noise is not None:
+                # The family member for this image: the asked level, or one read from its JPEG tables.
+                upscaler, choice = upscaler.choose_noise(jpeg_tables(job.upload))
+                upscaler.alpha = opts.alpha
+                job.noise_used = choice.level
             job.tiles_total = upscaler.count_tiles(data)
 
             def progress(done: int) -> None:

@@ -38,7 +38,9 @@ function currentModel() {
 function refreshModelControls(saved) {
   const model = currentModel();
   const noise = $("noise");
-  noise.replaceChildren(...model.noise_levels.map((n) => new Option(String(n), String(n))));
+  const words = { 0: "0 (none)", 1: "1 (light)", 2: "2 (medium)", 3: "3 (heavy)" };
+  noise.replaceChildren(new Option("auto (from JPEG)", "auto"),
+    ...model.noise_levels.map((n) => new Option(words[n] || String(n), String(n))));
   $("noise-label").hidden = model.noise_levels.length === 0;
   const scale = $("scale");
   const choices = [1, 1.5, 2, 3, 4, 6, 8].filter((s) => s <= app.limits.max_outscale && s !== model.scale);
