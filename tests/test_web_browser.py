@@ -273,6 +273,16 @@ def test_page_opened_with_the_token_works(browser, tmp_path: Path) -> None:
         fresh.close()
 
 
+def test_api_docs_render_offline(page, srv: Running) -> None:
+    page.goto(srv.url + "/docs")
+    page.wait_for_selector(".op")
+    text = page.text_content("#ops")
+    paths = ["/api/models", "/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result"]
+    paths.append("/api/results.zip")
+    assert all(path in text for path in paths)
+    assert "outscale" in text and "noise" in text  # the form fields of POST /api/jobs
+
+
 def make_screenshot(target: Path) -> None:
     """The README's screenshot: the bundled model on the bundled sample, compared at 1:1."""
     import tempfile

@@ -105,3 +105,14 @@ def test_default_models_are_those_usable_offline() -> None:
     assert "default" in names  # bundled
     expected = [m.name for m in list_models() if is_cached(m) and "-noise" not in m.name]
     assert names == expected  # family members (art-noise1..3) are reached through `noise`
+
+
+def test_bundled_model_not_built_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from swinir import zoo
+
+    monkeypatch.setattr(zoo, "bundled_path", lambda model=zoo.BUNDLED: tmp_path / model.filename)
+    assert main(["web", "--models", "default"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not built yet" in err and len(err.splitlines()) == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import zoo
 from ..upscaler import Upscaler
-from ..zoo import ZooError, ZooModel, find_model, is_cached, list_models
+from ..zoo import ZooError, ZooModel, find_model, is_cached, list_models, resolve_model
 from .settings import ModelChoice, WebSettings
 
 # Loaded models kept at once (a SwinIR-M is ~100 MB of weights plus caches); the rest are reloaded.
@@ -44,6 +44,8 @@ def choice_for(spec: str) -> ModelChoice:
         name, target = "", spec
     entry = find_model(target)
     if entry is not None and not Path(target).is_file():
+        if entry.task == "bundled":
+            resolve_model(entry.name)  # a bundled model not built into this copy: say so now
         return ModelChoice(
             name or entry.name, entry.name, entry.scale, entry.description, noise_levels(entry)
         )
