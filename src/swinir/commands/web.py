@@ -14,9 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "web",
         help="serve a local web page (and HTTP API) for upscaling images",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Start the upscaling studio: open the printed address, drop images, compare and "
+        description="Start the upscaling studio: open the printed address, drop images, compare and\n"
         "download. Uploads become jobs in a queue run by one worker. The API is documented at /docs.\n\n"
-        "It listens on 127.0.0.1 (this machine only) unless --host says otherwise; on any other "
+        "It listens on 127.0.0.1 (this machine only) unless --host says otherwise; on any other\n"
         "address it needs --token, since anyone who reaches it can use this machine's CPU/GPU.",
         epilog="examples:\n"
         "  swinir web                                  # http://127.0.0.1:8000/\n"
@@ -47,7 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
     p.add_argument(
-        "--precision", default="fp32", choices=("fp32", "bf16", "int8"), help="(default: %(default)s)"
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "int8"),
+        help="bf16 on GPUs, int8 on CPUs (default: %(default)s)",
     )
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size (default: %(default)s)")
     p.add_argument(
