@@ -8,6 +8,10 @@
   resets it; a connection that never sends a full request head (idle, or one byte at a time) would
   be held forever. Here every connection must deliver a complete request head within
   ``header_timeout`` of connecting or of its previous answer.
+
+Malformed requests (``Content-Length: -1``) get uvicorn's 400, as JSON like every other error.
+This subclasses uvicorn's ``H11Protocol`` and so leans on its internals (``cycle``, ``conn``,
+``handle_events``); ``tests/test_web_abuse.py`` fails if a uvicorn release changes them.
 """
 
 from __future__ import annotations
