@@ -84,7 +84,9 @@ function addFiles(files) {
 function renderItem(item) {
   const el = $("item-template").content.firstElementChild.cloneNode(true);
   el.dataset.key = item.key;
-  el.querySelector(".thumb").src = item.url;
+  const thumb = el.querySelector(".thumb");
+  thumb.onerror = () => { thumb.style.visibility = "hidden"; };  // not an image: the error says so
+  thumb.src = item.url;
   el.querySelector(".name").textContent = item.name;
   el.querySelector(".name").title = item.name;
   el.querySelector(".cancel").onclick = (e) => { e.stopPropagation(); cancelItem(item); };
