@@ -62,8 +62,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     model = tiny_model(tmp_path_factory.mktemp("browser-model"))
-    # 64x64 inputs in 32-pixel tiles with overlap 8: 9 model calls of ~0.12 s each per image.
-    with running_server(settings_for(model, max_pixels=100_000), slow_factory(0.12)) as running:
+    # 64x64 inputs in 32-pixel tiles with overlap 8: 9 model calls of ~0.08 s each per image.
+    with running_server(settings_for(model, max_pixels=100_000), slow_factory(0.08)) as running:
         yield running
 
 

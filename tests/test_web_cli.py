@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ pytest.importorskip("fastapi", reason="the web extra is not installed (pip insta
 
 from swinir.cli import build_parser, main
 from swinir.web.server import remove_stale_folders
-from tests.web_helpers import png_bytes, request, server_process, submit, tiny_model
+from tests.web_helpers import png_bytes, printed_url, request, start_process, submit, tiny_model
 
 
 def _web_parser() -> argparse.ArgumentParser:
@@ -46,20 +44,18 @@ def test_unknown_model_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "nope.safetensors" in err and "no such file" in err and len(err.splitlines()) == 1
 
 
-def test_no_token_on_all_interfaces_warns_loudly(tmp_path: Path) -> None:
+def test_no_token_on_all_interfaces_warns_loudly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from swinir.web import server
+
+    served = []
+    monkeypatch.setattr(server, "serve", lambda settings, announce: served.append(settings) or 0)
     model = tiny_model(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "swinir.cli", "web", "--host", "0.0.0.0", "--port", "0", "--no-token",
-         "--models", f"tiny={model}", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None and "http://" in proc.stdout.readline()
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=20)
+    assert main(["web", "--host", "0.0.0.0", "--no-token", "--models", f"tiny={model}"]) == 0
+    err = capsys.readouterr().err
     assert "WARNING" in err and "WITHOUT A TOKEN" in err
+    assert served[0].host == "0.0.0.0" and served[0].token is None
 
 
 def test_prints_url_serves_and_cleans_up_on_sigterm_and_sigint(tmp_path: Path) -> None:
@@ -71,21 +67,30 @@ def test_prints_url_serves_and_cleans_up_on_sigterm_and_sigint(tmp_path: Path) -
     (stale / "x.upload").write_bytes(b"x")
     ours = temp / "swinir-web-not-a-pid"  # not ours to delete
     ours.mkdir()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        args = ["--models", f"tiny={model}", "--quiet", "--token", "secret-1234"]
-        with server_process(args, env={"TMPDIR": str(temp)}) as (proc, url):
+    args = ["--models", f"tiny={model}", "--quiet", "--token", "secret-1234"]
+    # Two servers at once (one per signal): each has a folder of its own.
+    procs = {sig: start_process(args, env={"TMPDIR": str(temp)}) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        urls = {sig: printed_url(proc) for sig, proc in procs.items()}
+        for sig, proc in procs.items():
+            url = urls[sig]
             assert url.startswith("http://127.0.0.1:")
             assert request("GET", url + "/api/models")[0] == 401
             assert submit(url, png_bytes((8, 8)))[0] == 401
-            folders = [p for p in temp.glob("swinir-web-*") if p != ours]
-            assert len(folders) == 1 and folders[0].name.startswith(f"swinir-web-{proc.pid}-")
-            status, _, _ = request("GET", url + "/api/models?token=secret-1234")
-            assert status == 200
-            proc.send_signal(sig)
-            # Ctrl-C exits 0; SIGTERM ends the process by that signal (after the same clean-up).
-            assert proc.wait(20) == (0 if sig == signal.SIGINT else -signal.SIGTERM)
+            assert request("GET", url + "/api/models?token=secret-1234")[0] == 200
+            assert len(list(temp.glob(f"swinir-web-{proc.pid}-*"))) == 1
         assert not stale.exists() and ours.exists()
-        assert [p for p in temp.glob("swinir-web-*") if p != ours] == []
+        for sig, proc in procs.items():
+            proc.send_signal(sig)
+        for sig, proc in procs.items():
+            # Ctrl-C exits 0; SIGTERM ends the process by that signal (after the same clean-up).
+            assert proc.wait(30) == (0 if sig == signal.SIGINT else -signal.SIGTERM)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [p for p in temp.glob("swinir-web-*") if p != ours] == []
 
 
 def test_remove_stale_folders_keeps_live_servers(tmp_path: Path) -> None:

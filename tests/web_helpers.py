@@ -101,18 +101,19 @@ def running_server(settings: WebSettings, factory: UpscalerFactory = build_upsca
         sock.close()
 
 
-@contextlib.contextmanager
-def server_process(
-    args: list[str], env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``swinir web ARGS --port 0`` as a child process; yields it and the URL it printed."""
-    proc = subprocess.Popen(
+def start_process(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``swinir web ARGS --port 0`` as a child process (see :func:`printed_url`)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "swinir.cli", "web", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+def printed_url(proc: subprocess.Popen) -> str:
+    """The address a child server printed, once it answers; its later output is drained."""
     assert proc.stdout is not None
     lines: list[str] = []
     url = None
@@ -132,8 +133,17 @@ def server_process(
     # Drain the log so the child never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
     _wait_ready(url)
+    return url.split("?")[0].rstrip("/")
+
+
+@contextlib.contextmanager
+def server_process(
+    args: list[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``swinir web ARGS --port 0`` as a child process; yields it and the URL it printed."""
+    proc = start_process(args, env)
     try:
-        yield proc, url.split("?")[0].rstrip("/")
+        yield proc, printed_url(proc)
     finally:
         if proc.poll() is None:
             proc.terminate()
