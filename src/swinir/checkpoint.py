@@ -186,7 +186,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], Sw
         if "swinir_config" in meta:
             try:
                 stored = SwinIRConfig.from_dict(json.loads(meta["swinir_config"]))
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, ArithmeticError) as exc:
                 raise CheckpointError(f"{name}: bad swinir_config metadata ({_short(exc)})") from None
     else:
         try:
@@ -208,7 +208,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], Sw
         if isinstance(cfg, Mapping):
             try:
                 stored = SwinIRConfig.from_dict(dict(cfg))
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, ArithmeticError) as exc:
                 raise CheckpointError(f"{name}: bad swinir_config entry ({_short(exc)})") from None
     state = canonicalize_state_dict(raw)
     if not state:
