@@ -17,11 +17,13 @@ reason: missing, empty, not an image, truncated or corrupt, unsupported mode, to
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -142,8 +144,9 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
         # The caller asked for more than Pillow allows; Pillow refuses above twice its limit.
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(), _quiet_tifffile():
+            # Decoders warn about what they repair (corrupt EXIF, short tags); the result is ours to judge.
+            warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 width, height = im.size
                 if max_pixels and width * height > max_pixels:
@@ -179,6 +182,20 @@ def _too_large(width: int, height: int, limit: int) -> str:
         f"too large: {width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of "
         f"{limit / 1e6:.1f} megapixels (raise it with --max-pixels or max_pixels=)"
     )
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Keep tifffile's log lines about damaged tags off the user's terminal while we read."""
+    import logging
+
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _bomb_reason(exc: Exception, max_pixels: int | None) -> str:

@@ -382,12 +382,19 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """Read a TOML config (or start from defaults when ``path`` is None) and apply overrides."""
     raw: dict[str, Any] = {}
     if path is not None:
+        from .paths import file_problem
+
         path = Path(path)
+        problem = file_problem(path, "config file")
+        if problem is not None:
+            raise ConfigError(f"{path}: {'no such config file' if problem == 'no such file' else problem}")
         try:
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start} cannot be decoded)") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     raw = apply_overrides(raw, overrides or [])
