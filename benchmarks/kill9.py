@@ -140,7 +140,7 @@ def folder_rounds(work: Path, rounds: int, rng: random.Random, images: int = 24,
         return sum(1 for p in out.glob("*.png") if not p.name.startswith(".")) if out.exists() else 0
 
     for r in range(rounds):
-        if outputs() == images:  # all done: start the folder over, so every round has work to cut
+        if outputs() >= images - 2:  # (nearly) done: start over, so every round has work to cut
             shutil.rmtree(out)
         have = outputs()
         if r % 4 == 0:  # at a moment in time: often during start-up
@@ -148,7 +148,7 @@ def folder_rounds(work: Path, rounds: int, rng: random.Random, images: int = 24,
             due: Callable[[float], bool] = lambda t, when=when: t >= when  # noqa: E731
             moment = f"{when:.2f} s after start"
         else:  # in the work: a little after the k-th new output appeared
-            target, extra = have + rng.randrange(max(1, images - have)), rng.uniform(0.0, 0.3)
+            target, extra = have + 1 + rng.randrange(images - have - 1), rng.uniform(0.0, 0.3)
             due = _after(outputs, target, extra)
             moment = f"{extra:.2f} s after output {target}"
         code = _run_killed(["upscale", str(src), "-o", str(out), *common], due, work / f"upscale_{r}.log")
@@ -225,7 +225,7 @@ def training_rounds(work: Path, rounds: int, rng: random.Random, steps: int = 24
 
     out = work / "run"
     for r in range(rounds):
-        if _newest_step(out) == steps:  # finished: start over, so every round has steps to cut
+        if _newest_step(out) >= steps - 10:  # (nearly) finished: start over, so every round has steps to cut
             shutil.rmtree(out)
         had = checkpoint_paths(out)
         newest = read_training_checkpoint(had[-1])["step"] if had else None
@@ -235,7 +235,8 @@ def training_rounds(work: Path, rounds: int, rng: random.Random, steps: int = 24
             due: Callable[[float], bool] = lambda t, when=when: t >= when  # noqa: E731
             moment = f"{when:.2f} s after start"
         else:
-            target, extra = rng.randrange(newest or 0, steps), rng.uniform(0.0, 0.2)
+            first = (newest or 0) + 1
+            target, extra = first + rng.randrange(steps - first), rng.uniform(0.0, 0.2)
             due = _after(lambda: _newest_step(out), target, extra)
             moment = f"{extra:.2f} s after checkpoint {target}"
         code = _run_killed([*_train_args(data, out, steps), "--resume"], due, log)

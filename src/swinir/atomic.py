@@ -51,8 +51,9 @@ class atomic_path:
     """Context manager giving a temporary path next to ``path``; renamed onto it on success only.
 
     On success the file's data and the folder entry are synced to the disk before the block exits.
-    An ``OSError`` raised inside the block or while finishing becomes a :class:`WriteError` naming
-    ``path`` ("No space left on device", "Permission denied", ...); the temporary file is removed.
+    A full disk inside the block, and any ``OSError`` while creating or finishing the file, becomes
+    a :class:`WriteError` naming ``path`` ("No space left on device", "Permission denied", ...);
+    other exceptions of the block pass unchanged. The temporary file is removed on every failure.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -83,8 +84,9 @@ class atomic_path:
                 self.tmp.unlink(missing_ok=True)
                 raise _write_error(self.path, err) from None
         self.tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-            raise _write_error(self.path, exc) from None
+        if is_disk_full(exc) and not isinstance(exc, WriteError):
+            # Other errors of the block (a network error while downloading, ...) pass unchanged.
+            raise _write_error(self.path, exc) from None  # type: ignore[arg-type]
         return False
 
 
