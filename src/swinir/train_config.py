@@ -321,7 +321,7 @@ def _build_model(table: Any) -> SwinIRConfig:
     hints = get_type_hints(SwinIRConfig)
     unknown = sorted(set(table) - set(hints))
     if unknown:
-        raise ConfigError(f"unknown key(s) in [model]: {', '.join(unknown)}")
+        raise ConfigError(f"[model]: unknown SwinIR config keys: {', '.join(unknown)}")
     table = {k: _coerce(v, hints[k], f"model.{k}") for k, v in table.items()}
     try:
         base = preset(name).to_dict() if name is not None else SwinIRConfig().to_dict()
