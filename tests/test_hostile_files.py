@@ -458,3 +458,14 @@ def test_unreadable_folders_and_files(shared_tmp: Path, model: str) -> None:
     assert tr == 2, tr_err
     assert f"{locked}: cannot read the folder (Permission denied)" in tr_err
     assert "no images found" not in tr_err
+
+
+def test_atomic_path_passes_other_errors_through(tmp_path: Path) -> None:
+    target = tmp_path / "model.bin"
+    with pytest.raises(TimeoutError), atomic_path(target) as tmp:  # e.g. a download that timed out
+        tmp.write_bytes(b"part")
+        raise TimeoutError("timed out")
+    with pytest.raises(WriteError, match=r"model\.bin: No space left on device") as info, atomic_path(target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.disk_full
+    assert list(tmp_path.iterdir()) == []
