@@ -4,10 +4,11 @@ A fixed seed and a fixed count of cases: the bundled sample image and model, the
 files written by our own writers and by Pillow (PNG 8/16-bit, JPEG, WebP, BMP, TIFF 8/16-bit, .pth,
 training checkpoints) are mutated blindly (bit flips, overwritten, inserted and deleted bytes,
 truncation, repeated blocks) and with their structure in mind (PNG sizes with valid checksums,
-safetensors headers, TOML values of other types). Every case must end in the reader's result or in
-its one-line error naming the file: no other exception (a traceback for a user), no hang (an alarm
-per case), and no allocation beyond a stated bound (the cases run in a child process whose address
-space is capped at ``ADDRESS_SPACE``; its peak resident memory must stay under ``PEAK_RSS``).
+safetensors headers, torch pickles re-zipped with valid checksums, TOML values of other types).
+Every case must end in the reader's result or in its one-line error naming the file: no other
+exception (a traceback for a user), no hang (an alarm per case), and no allocation beyond a stated
+bound (the cases run in a child process whose address space is capped at ``ADDRESS_SPACE``; its peak
+resident memory must stay under ``PEAK_RSS``).
 
 Run by pytest; ``python tests/test_fuzz_readers.py --child OUT`` is the child's entry point.
 """
@@ -104,6 +105,23 @@ def safetensors_header(data: bytes, rng: random.Random) -> bytes:
         meta["swinir_config"] = json.dumps(cfg)
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+
+
+def torch_pickle(data: bytes, rng: random.Random) -> bytes:
+    """A torch zip checkpoint whose pickle (sizes, keys, storage numels) is mutated and re-zipped, so
+    the zip checksums hold and the mutation reaches torch's restricted unpickler."""
+    import io
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as target:
+        for name in source.namelist():
+            member = source.read(name)
+            if name.endswith("data.pkl"):
+                member = mutate_bytes(member, rng)
+            target.writestr(name, member)
+    return out.getvalue()
 
 
 _TOML_VALUES = [
@@ -260,15 +278,12 @@ def _cases(folder: Path) -> list[tuple[str, str, Path, bytes]]:
     for i in range(COUNTS["checkpoint"]):
         base = ckpts[i % len(ckpts)]
         data = base.read_bytes()
-        smart = base.suffix == ".safetensors" and rng.random() < 0.5
-        cases.append(
-            (
-                "checkpoint",
-                "header" if smart else "bytes",
-                base,
-                (safetensors_header if smart else mutate_bytes)(data, rng),
-            )
+        smart = rng.random() < 0.5
+        mutation = (
+            (safetensors_header if base.suffix == ".safetensors" else torch_pickle) if smart else mutate_bytes
         )
+        how = ("header" if base.suffix == ".safetensors" else "pickle") if smart else "bytes"
+        cases.append(("checkpoint", how, base, mutation(data, rng)))
     configs = config_corpus()
     for i in range(COUNTS["config"]):
         base = configs[i % len(configs)]
