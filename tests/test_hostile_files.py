@@ -469,3 +469,35 @@ def test_atomic_path_passes_other_errors_through(tmp_path: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
     assert info.value.disk_full
     assert list(tmp_path.iterdir()) == []
+
+
+_KILLED_WRITER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("atomic", sys.argv[1])
+atomic = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(atomic)
+with atomic.atomic_path(sys.argv[2]) as tmp:
+    with open(tmp, "wb") as f:
+        f.write(b"new, but only half")
+        f.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+"""
+
+
+def test_kill_9_mid_write_keeps_the_old_file_and_the_next_run_removes_the_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old, complete")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(REPO / "src" / "swinir" / "atomic.py"), str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "writing\n"
+    proc.kill()
+    proc.wait()
+    temps = [p for p in tmp_path.iterdir() if p != target]
+    assert len(temps) == 1 and temps[0].name.startswith(f".out.png.swinir-{proc.pid}-")
+    assert target.read_bytes() == b"old, complete"
+    assert remove_stale_temps(tmp_path) == temps
+    assert list(tmp_path.iterdir()) == [target]
