@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -164,6 +165,7 @@ def plan_jobs(
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Pair every input image with its output path; problems found now are returned as failures."""
     from ..imageio import FORMAT_BY_SUFFIX, IMAGE_SUFFIXES
+    from ..paths import file_problem
 
     def out_name(src: Path) -> str:
         ext = src.suffix.lower() if fmt == "same" else _EXT[fmt]
@@ -184,25 +186,20 @@ def plan_jobs(
     for text in inputs:
         src = Path(text)
         if src.is_dir():
-            pattern = src.rglob("*") if recursive else src.iterdir()
-            files = sorted(
-                f
-                for f in pattern
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-            )
+            files = _folder_images(src, recursive, IMAGE_SUFFIXES, failures)
             root = out or src
             for f in files:
                 if out is not None and _inside(f, out) and out.resolve() != src.resolve():
                     continue  # earlier outputs written inside the input tree
                 jobs.append(Job(f, root / f.relative_to(src).parent / out_name(f)))
-        elif src.is_file():
+        elif (problem := file_problem(src, "image")) is None:
             if single:
                 assert out is not None
                 jobs.append(Job(src, out))
             else:
                 jobs.append(Job(src, (out or src.parent) / out_name(src)))
         else:
-            failures.append((src, "no such file or folder"))
+            failures.append((src, "no such file or folder" if problem == "no such file" else problem))
     seen: dict[Path, Path] = {}
     kept: list[Job] = []
     for job in jobs:
@@ -215,6 +212,40 @@ def plan_jobs(
             seen[key] = job.src
             kept.append(job)
     return kept, failures
+
+
+def _folder_images(
+    src: Path, recursive: bool, suffixes: frozenset[str], failures: list[tuple[Path, str]]
+) -> list[Path]:
+    """Image files in ``src`` (and below with ``recursive``), sorted; hidden names skipped.
+
+    A folder that cannot be listed and an image-named entry that is not a readable regular file
+    (a FIFO, a link to a device, a dangling link) are failures, so nothing is left out silently.
+    """
+    from ..paths import file_problem
+
+    def unreadable(err: OSError) -> None:
+        failures.append((Path(err.filename or src), f"cannot read the folder ({_strerror(err)})"))
+
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(src, onerror=unreadable):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath, name)
+            if name.startswith(".") or path.suffix.lower() not in suffixes:
+                continue
+            problem = file_problem(path, "image")
+            if problem is None:
+                found.append(path)
+            else:
+                failures.append((path, problem))
+        if not recursive:
+            break
+    return sorted(found)
+
+
+def _strerror(err: OSError) -> str:
+    return "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err)).lower()
 
 
 def _looks_like_image(name: str) -> bool:
@@ -234,9 +265,18 @@ def _inside(path: Path, folder: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..atomic import WriteError, remove_stale_temps
     from ..checkpoint import CheckpointError
-    from ..imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, read_image, write_image
+    from ..imageio import (
+        DEFAULT_MAX_PIXELS,
+        ImageReadError,
+        ImageWriteError,
+        incomplete_reason,
+        read_image,
+        write_image,
+    )
     from ..jpeg_quality import jpeg_tables
+    from ..paths import printable
     from ..upscaler import Upscaler
     from ..zoo import ZooError, describe_models
 
@@ -280,7 +320,15 @@ def run(args: argparse.Namespace) -> int:
     suffix = args.suffix if args.suffix is not None else (f"_x{factor:g}" if factor != 1 else "_out")
     jobs, failures = plan_jobs(args.inputs, args.output, args.recursive, args.format, suffix)
     for src, reason in failures:
-        print(f"swinir upscale: {src}: {reason}", file=sys.stderr)
+        print(f"swinir upscale: {printable(src)}: {reason}", file=sys.stderr)
+    for folder in sorted({job.dst.parent for job in jobs}):
+        removed = remove_stale_temps(folder)
+        if removed and not args.quiet:
+            print(
+                f"swinir upscale: removed {len(removed)} temporary file(s) an interrupted run left in "
+                f"{printable(folder)}",
+                file=sys.stderr,
+            )
     if not jobs and not failures:
         print("swinir upscale: no images found in the given folders", file=sys.stderr)
         return 1
@@ -294,16 +342,23 @@ def run(args: argparse.Namespace) -> int:
 
     written = skipped = 0
     files_bar = tqdm(jobs, desc="images", unit="img", disable=True if len(jobs) < 2 else bars_off)
-    for job in files_bar:
-        if args.skip_existing and job.dst.exists():
-            skipped += 1
-            continue
+    for index, job in enumerate(files_bar):
+        if args.skip_existing and os.path.lexists(job.dst):
+            problem = incomplete_reason(job.dst)
+            if problem is None:
+                skipped += 1
+                continue
+            tqdm.write(
+                f"swinir upscale: {printable(job.dst)} exists but is {problem}; making it again",
+                file=sys.stderr,
+            )
         start = time.perf_counter()
         try:
             data = read_image(job.src, max_pixels=max_pixels)
             member, choice = upscaler.choose_noise(jpeg_tables(job.src))
             if args.noise == "auto" and not args.quiet:
-                tqdm.write(f"{job.src}: noise level {choice.level} ({choice.reason})", file=sys.stderr)
+                note = f"{printable(job.src)}: noise level {choice.level} ({choice.reason})"
+                tqdm.write(note, file=sys.stderr)
             total = member.count_tiles(data)
             with tqdm(
                 total=total,
@@ -318,19 +373,33 @@ def run(args: argparse.Namespace) -> int:
             failures.append((job.src, _reason(exc, job.src)))
             tqdm.write(f"swinir upscale: {exc}", file=sys.stderr)
             continue
+        except WriteError as exc:
+            failures.append((job.src, f"cannot write {printable(job.dst)}: {exc.reason}"))
+            tqdm.write(f"swinir upscale: {exc}", file=sys.stderr)
+            if exc.disk_full:
+                # Every later write would fail the same way: stop rather than compute them all.
+                not_done = jobs[index + 1 :]
+                failures.extend((j.src, "not processed: the disk is full") for j in not_done)
+                tqdm.write(
+                    f"swinir upscale: stopping: no space left on device; {len(not_done)} image(s) "
+                    "not processed (free some space, then rerun with --skip-existing)",
+                    file=sys.stderr,
+                )
+                break
+            continue
         except (MemoryError, RuntimeError, OSError, ValueError) as exc:
             reason = _reason(exc, job.src)
             if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
                 reason = "out of memory (try a smaller --tile, or --precision bf16)"
             failures.append((job.src, reason))
-            tqdm.write(f"swinir upscale: {job.src}: {reason}", file=sys.stderr)
+            tqdm.write(f"swinir upscale: {printable(job.src)}: {reason}", file=sys.stderr)
             continue
         written += 1
         if not args.quiet:
             seconds = time.perf_counter() - start
             tqdm.write(
-                f"{job.src} -> {job.dst} ({data.width}x{data.height} -> {result.width}x{result.height}, "
-                f"{seconds:.1f} s)"
+                f"{printable(job.src)} -> {printable(job.dst)} ({data.width}x{data.height} -> "
+                f"{result.width}x{result.height}, {seconds:.1f} s)"
             )
     files_bar.close()
 
@@ -338,12 +407,16 @@ def run(args: argparse.Namespace) -> int:
         summary = f"{written} written, {skipped} skipped, {len(failures)} failed"
         print(f"swinir upscale: {summary}", file=sys.stderr)
         for src, reason in failures:
-            print(f"  {src}: {reason}", file=sys.stderr)
+            print(f"  {printable(src)}: {reason}", file=sys.stderr)
     return 1 if failures else 0
 
 
 def _reason(exc: BaseException, src: Path) -> str:
     """The reason part of an error message, without a leading 'path: '."""
+    from ..paths import printable
+
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    prefix = f"{src}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    for prefix in (f"{printable(src)}: ", f"{src}: "):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
