@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageCms
 
 import swinir
+from swinir.backends import pick_device
 from swinir.imageio import encode_png16, read_image
 from swinir.model import SwinIR, SwinIRConfig, preset
-from swinir.upscaler import Upscaler, pick_device
+from swinir.upscaler import Upscaler
 
 RNG = np.random.default_rng(0)
 

@@ -5,10 +5,9 @@
     >>> arr = up.upscale(np.zeros((64, 64, 3), np.uint16)) # NumPy in, same dtype out
     >>> up.upscale_file("in.jpg", "out.png")
 
-The model runs behind a small *runner* (``Upscaler.runner``) whose ``forward`` maps a CPU float32
-batch (B, C, h, w) in [0, 1] to (B, C, s*h, s*w). The PyTorch runner is the only one today; other
-back ends (ONNX Runtime) and precisions (int8) plug in at :func:`make_runner` without touching the
-tiling, colour handling or file I/O.
+The model runs behind a *runner* (``Upscaler.runner``) from :mod:`swinir.backends` (PyTorch
+fp32/bf16, int8, ONNX Runtime) whose ``forward`` maps a CPU float32 batch (B, C, h, w) in [0, 1] to
+(B, C, s*h, s*w); the tiling, colour handling and file I/O here are the same for all of them.
 
 Colour handling: a gray image on an RGB model is replicated to three channels and the result
 averaged back to gray; an RGB image on a gray model (denoising, JPEG) runs channel by channel.
@@ -22,14 +21,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
 
-from .checkpoint import load_model
+from .backends import BACKENDS, DEVICES, PRECISIONS, Runner, make_runner, pick_device
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageData,
@@ -40,90 +37,15 @@ from .imageio import (
     to_pil,
     write_image,
 )
-from .model import SwinIR
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, run_tiled, validate
 from .zoo import find_model, resolve_model
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ALPHA_MODES: tuple[str, ...] = ("model", "resize")
 
+# Re-exported: callers choose among these (the web UI, the CLI).
+__all__ = ["ALPHA_MODES", "BACKENDS", "DEVICES", "PRECISIONS", "Runner", "Upscaler", "pick_device"]
+
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
-
-
-class Runner(Protocol):
-    """What the Upscaler needs from a model back end."""
-
-    scale: int
-    in_chans: int
-    window_size: int
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, h, w) float32 CPU in [0, 1] -> (B, C, s*h, s*w) float32 CPU (not clipped)."""
-        ...
-
-
-class TorchRunner:
-    """Runs a :class:`SwinIR` module on a device in fp32 or bf16."""
-
-    def __init__(self, model: SwinIR, device: torch.device, precision: str) -> None:
-        self.device = device
-        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.model = model.eval().to(device=device, dtype=self.dtype)
-        self.scale = model.config.upscale
-        self.in_chans = model.config.in_chans
-        self.window_size = model.config.window_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.inference_mode():
-            y = self.model(x.to(device=self.device, dtype=self.dtype))
-        return y.to(device="cpu", dtype=torch.float32)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto``: CUDA, then Apple MPS, then CPU; a named device must be available."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps is not None and mps.is_available())
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if mps_ok else torch.device("cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-    if device == "mps" and not mps_ok:
-        raise ValueError("device 'mps' requested but Apple MPS is not available (use --device cpu or auto)")
-    return torch.device(device)
-
-
-def make_runner(
-    weights: Path, device: torch.device, precision: str, img_range: float | None, backend: str = "torch"
-) -> Runner:
-    """Build the back end that runs the model: the single place new back ends plug in."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if (backend == "onnxruntime" or precision == "int8") and device.type != "cpu":
-        raise ValueError(f"{backend} {precision} runs on the CPU only (use --device cpu)")
-    if backend == "onnxruntime":
-        from .onnx_export import OnnxRunner
-
-        if precision == "bf16":
-            raise ValueError("the onnxruntime back end runs fp32 or int8, not bf16")
-        if weights.suffix.lower() == ".onnx":
-            return OnnxRunner.from_file(weights, precision)
-        return OnnxRunner.from_model(load_model(weights, img_range=img_range), precision)
-    if weights.suffix.lower() == ".onnx":
-        raise ValueError(f"{weights}: an ONNX file needs --backend onnxruntime")
-    model = load_model(weights, img_range=img_range)
-    if precision == "int8":
-        from .quantize import quantize_int8
-
-        return TorchRunner(quantize_int8(model, inplace=True), device, "fp32")
-    return TorchRunner(model, device, precision)
 
 
 class Upscaler:
@@ -141,7 +63,7 @@ class Upscaler:
         batch: tiles per model call (larger is faster on GPUs, uses more memory).
         alpha: ``"model"`` (alpha through the network as gray) or ``"resize"`` (Lanczos).
         backend: ``"torch"`` or ``"onnxruntime"`` (CPU; ``model`` may also be an exported ``.onnx``;
-            weights are exported once into a cache, see ``swinir.onnx_export``).
+            weights are exported once into a cache, see ``swinir.backends.onnxruntime``).
     """
 
     def __init__(

@@ -259,12 +259,12 @@ def _make_call(model: Any, x: Any, args: argparse.Namespace) -> Callable[[], Any
         return step
     model.eval()
     if args.backend == "onnxruntime":
-        from ..onnx_export import OnnxRunner
+        from ..backends.onnxruntime import OnnxRunner
 
         runner = OnnxRunner.from_model(model, precision=args.precision, threads=torch.get_num_threads())
         return lambda: runner.forward(x)
     if args.precision == "int8":
-        from ..quantize import quantize_int8
+        from ..backends.int8 import quantize_int8
 
         model = quantize_int8(model)
 
