@@ -16,6 +16,7 @@ input size; they are never stored in checkpoints.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -827,11 +828,13 @@ PRESETS: dict[str, Callable[[], SwinIRConfig]] = {
 
 
 def preset(name: str) -> SwinIRConfig:
-    """Look up a preset config by name (see ``PRESETS``)."""
-    try:
-        factory = PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+    """Look up a preset config by name (see ``PRESETS``); ``lightweight-x2`` is ``lightweight_x2``."""
+    key = name.strip().lower().replace("-", "_")
+    factory = PRESETS.get(key)
+    if factory is None:
+        close = difflib.get_close_matches(key, list(PRESETS), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown preset {name!r}{hint}; choose from {', '.join(PRESETS)}")
     return factory()
 
 

@@ -18,6 +18,7 @@ keep alpha unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from .backends import BACKENDS, DEVICES, PRECISIONS, Runner, make_runner, pick_device
+from .backends import BACKENDS, DEVICES, PRECISIONS, Runner, known_slower, make_runner, pick_device
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageData,
@@ -37,10 +38,13 @@ from .imageio import (
     to_pil,
     write_image,
 )
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, run_tiled, validate
+from .memory import GIB, MemoryEstimate, default_budget
+from .tiling import DEFAULT_OVERLAP, TilePlan, fit_overlap, plan_tiles, run_tiled, validate
 from .zoo import find_model, resolve_model
 
 ALPHA_MODES: tuple[str, ...] = ("model", "resize")
+# Smallest tile area adaptive tiling uses, whatever the budget.
+MIN_TILE_PIXELS = 128 * 128
 
 # Re-exported: callers choose among these (the web UI, the CLI).
 __all__ = ["ALPHA_MODES", "BACKENDS", "DEVICES", "PRECISIONS", "Runner", "Upscaler", "pick_device"]
@@ -55,8 +59,10 @@ class Upscaler:
         model: ``"default"`` (the bundled model), a zoo name (see ``swinir.zoo.MODELS``), an official
             file name, or a path to a ``.pth``/``.safetensors`` file.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        tile: tile edge in input pixels; 0 runs whole images at once. The default keeps CPU memory
-            under ~2 GB for any image size.
+        tile: ``"auto"`` (default): the whole image when the estimated memory of that fits
+            ``max_memory``, otherwise the fewest equal tiles that fit (see ``swinir.memory``);
+            a number: the fewest equal tiles of at most that edge in input pixels (rounded down
+            to the model's window); 0: always the whole image.
         tile_overlap: overlap between tiles in input pixels (blended with a raised-cosine ramp).
         precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (CPU: dynamic int8 linear layers).
         img_range: input scaling override (1 or 255); default from the file or the zoo entry.
@@ -64,21 +70,33 @@ class Upscaler:
         alpha: ``"model"`` (alpha through the network as gray) or ``"resize"`` (Lanczos).
         backend: ``"torch"`` or ``"onnxruntime"`` (CPU; ``model`` may also be an exported ``.onnx``;
             weights are exported once into a cache, see ``swinir.backends.onnxruntime``).
+        max_memory: memory budget of ``tile="auto"`` in bytes (default: 4 GiB, or half the RAM
+            where that is less).
+
+    An overlap too large for an explicit tile is reduced to a quarter of the tile; ``notes``
+    says so (and names options known to be slower for this model, see ``swinir.backends``).
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] = "default",
         device: str = "auto",
-        tile: int = DEFAULT_TILE,
+        tile: int | str = "auto",
         tile_overlap: int = DEFAULT_OVERLAP,
         precision: str = "fp32",
         img_range: float | None = None,
         batch: int = 1,
         alpha: str = "model",
         backend: str = "torch",
+        max_memory: int | None = None,
     ) -> None:
-        validate(tile, tile_overlap)
+        if tile != "auto" and (isinstance(tile, bool) or not isinstance(tile, int)):
+            raise ValueError(f"tile must be 'auto' or a number of pixels, got {tile!r}")
+        validate(0 if tile == "auto" else int(tile), 0)
+        if tile_overlap < 0:
+            raise ValueError(f"tile overlap must be >= 0, got {tile_overlap}")
+        if max_memory is not None and max_memory <= 0:
+            raise ValueError(f"max_memory must be positive, got {max_memory}")
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         if alpha not in ALPHA_MODES:
@@ -90,11 +108,29 @@ class Upscaler:
         cpu_only = precision == "int8" or backend == "onnxruntime"
         self.device = pick_device("cpu" if cpu_only and device == "auto" else device)
         self.runner: Runner = make_runner(self.weights, self.device, precision, img_range, backend)
-        self.tile = tile
+        self.notes: list[str] = []
+        window = self.runner.window_size
+        if tile != "auto":
+            overlap = fit_overlap(int(tile), tile_overlap, window)
+            if overlap != tile_overlap:
+                self.notes.append(
+                    f"tile {tile} leaves no room for a {tile_overlap}-pixel overlap; "
+                    f"using a {overlap}-pixel overlap"
+                )
+            tile_overlap = overlap
+        self.tile: int | str = tile
         self.tile_overlap = tile_overlap
         self.batch = batch
         self.alpha = alpha
         self.precision = precision
+        self.backend = backend
+        self.max_memory = max_memory if max_memory is not None else default_budget()
+        self.memory = MemoryEstimate.for_model(
+            self.runner.config, _file_size(self.weights), 3, backend, precision
+        )
+        slower = known_slower(self.runner.config, self.device, precision, backend)
+        if slower:
+            self.notes.append(slower)
 
     @property
     def scale(self) -> int:
@@ -136,10 +172,37 @@ class Upscaler:
         result = self.upscale_data(data, outscale, progress)
         return write_image(out_path, result, format=format, quality=quality)
 
+    def plan(self, data: ImageData) -> TilePlan:
+        """How :meth:`upscale_data` will cut ``data`` (the same for every pass over it)."""
+        height, width = data.height, data.width
+        window = self.runner.window_size
+        if self.tile != "auto":
+            return plan_tiles(height, width, int(self.tile), self.tile_overlap, window)
+        channels = data.channels + (data.alpha is not None)
+        memory = self.memory if channels == 3 else replace_channels(self.memory, channels)
+        if memory.peak(height, width, height * width, whole=True) <= self.max_memory:
+            return plan_tiles(height, width, 0, self.tile_overlap, window)
+        area = memory.max_tile_pixels(height, width, self.max_memory, self.batch)
+        # When the image's own buffers leave (almost) no room, 128-pixel tiles keep the network's
+        # share small without running thousands of tiny, inefficient tiles.
+        area = max(area, MIN_TILE_PIXELS)
+        return plan_tiles(height, width, 0, self.tile_overlap, window, max_tile_pixels=area)
+
+    def describe_tiling(self) -> str:
+        """One line for a run's header: the tile rule and what it means for this model."""
+        if self.tile == 0:
+            return "whole images (--tile 0)"
+        if self.tile != "auto":
+            return f"the fewest equal tiles of at most {self.tile} px a side, overlap {self.tile_overlap}"
+        whole = self.memory.max_whole_pixels(self.max_memory) / 1e6
+        return (
+            f"whole images up to about {whole:.1f} MP, else the fewest tiles within "
+            f"{self.max_memory / GIB:.1f} GiB"
+        )
+
     def count_tiles(self, data: ImageData) -> int:
         """Model calls (tiles) that :meth:`upscale_data` will make for ``data``, for progress bars."""
-        per_pass = count_tiles(data.height, data.width, self.tile, self.tile_overlap, self.runner.window_size)
-        return per_pass * self._passes(data)
+        return self.plan(data).count * self._passes(data)
 
     def upscale_data(
         self,
@@ -150,10 +213,11 @@ class Upscaler:
         """Upscale :class:`ImageData` (pixels and alpha); metadata is carried over."""
         if outscale is not None and outscale <= 0:
             raise ValueError(f"outscale must be positive, got {outscale}")
-        pixels = self._run_color(data.pixels, progress)  # (C, sH, sW)
+        plan = self.plan(data)
+        pixels = self._run_color(data.pixels, plan, progress)  # (C, sH, sW)
         alpha = None
         if data.alpha is not None:
-            alpha = self._run_alpha(data.alpha, progress)
+            alpha = self._run_alpha(data.alpha, plan, progress)
         height, width = data.height, data.width
         if outscale is not None and abs(outscale - self.scale) > 1e-9:
             size = (max(1, round(height * outscale)), max(1, round(width * outscale)))
@@ -173,31 +237,36 @@ class Upscaler:
             passes += 1
         return passes
 
-    def _tiled(self, chw: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _tiled(self, chw: np.ndarray, plan: TilePlan, progress: Callable[[int], None] | None) -> np.ndarray:
         return run_tiled(
             self.runner.forward,
             chw,
             self.scale,
-            self.tile,
+            0,
             self.tile_overlap,
             self.runner.window_size,
             self.batch,
             progress,
+            plan=plan,
         )
 
-    def _run_color(self, pixels: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _run_color(
+        self, pixels: np.ndarray, plan: TilePlan, progress: Callable[[int], None] | None
+    ) -> np.ndarray:
         """(H, W, C) -> (C, sH, sW), matching the model's channels."""
         chw = pixels.transpose(2, 0, 1)
         model_c = self.runner.in_chans
         if chw.shape[0] == model_c:
-            return self._tiled(chw, progress)
+            return self._tiled(chw, plan, progress)
         if model_c == 3:  # gray image, RGB model: replicate, then back to gray
-            out = self._tiled(np.repeat(chw, 3, axis=0), progress)
+            out = self._tiled(np.repeat(chw, 3, axis=0), plan, progress)
             return out.mean(axis=0, keepdims=True)
         # RGB image, gray model: one channel at a time
-        return np.concatenate([self._tiled(chw[c : c + 1], progress) for c in range(chw.shape[0])])
+        return np.concatenate([self._tiled(chw[c : c + 1], plan, progress) for c in range(chw.shape[0])])
 
-    def _run_alpha(self, alpha: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _run_alpha(
+        self, alpha: np.ndarray, plan: TilePlan, progress: Callable[[int], None] | None
+    ) -> np.ndarray:
         """(H, W) -> (sH, sW)."""
         height, width = alpha.shape
         size = (height * self.scale, width * self.scale)
@@ -208,7 +277,25 @@ class Upscaler:
             return alpha.copy()  # denoising/JPEG models: alpha has no noise or blocking to remove
         if self.alpha == "resize":
             return _lanczos(alpha, size)
-        return self._run_color(alpha[:, :, None], progress)[0]
+        return self._run_color(alpha[:, :, None], plan, progress)[0]
+
+
+def replace_channels(memory: MemoryEstimate, channels: int) -> MemoryEstimate:
+    """``memory`` for an image of ``channels`` channels instead of 3 (image buffers scale with it)."""
+    k = channels / 3
+    return dataclasses.replace(
+        memory,
+        input_per_pixel=memory.input_per_pixel * k,
+        output_per_pixel=memory.output_per_pixel * k,
+        accumulator_per_pixel=memory.accumulator_per_pixel * k,
+    )
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _lanczos(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -17,6 +17,7 @@ written atomically, so an interrupted, corrupt or refused download never leaves 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import http.client
 import json
@@ -26,8 +27,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .atomic import atomic_path
 
@@ -151,16 +150,31 @@ def bundled_path() -> Path:
     return Path(__file__).resolve().parent / "weights" / BUNDLED_FILE
 
 
+def normalize_name(name: str) -> str:
+    """The zoo spelling of a model name: ``lightweight_x2`` and ``Lightweight-X2`` are ``lightweight-x2``."""
+    return name.strip().lower().replace("_", "-")
+
+
 def find_model(name: str) -> ZooModel | None:
-    """A zoo entry by short name, official file name, or file name without ``.pth``."""
-    if name in (BUNDLED_NAME, BUNDLED_FILE):
+    """A zoo entry by short name (``-`` or ``_``, any case), official file name, or file name without
+    ``.pth``."""
+    if name in (BUNDLED_NAME, BUNDLED_FILE) or normalize_name(name) == BUNDLED_NAME:
         return _bundled()
-    if name in MODELS:
-        return MODELS[name]
+    short = normalize_name(name)
+    if short in MODELS:
+        return MODELS[short]
     for model in MODELS.values():
         if name in (model.filename, Path(model.filename).stem):
             return model
     return None
+
+
+def suggest(name: str) -> str:
+    """`` (did you mean 'default'?)`` for a near miss of a zoo name, else ``""``."""
+    close = difflib.get_close_matches(normalize_name(name), list(MODELS), n=2, cutoff=0.75)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 def list_models() -> list[ZooModel]:
@@ -173,10 +187,7 @@ def _bundled() -> ZooModel:
     if not path.is_file():
         return BUNDLED
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            config = json.loads((f.metadata() or {}).get("swinir_config", "{}"))
+        config = json.loads(_safetensors_metadata(path).get("swinir_config", "{}"))
         return replace(
             BUNDLED,
             scale=int(config.get("upscale", BUNDLED.scale)),
@@ -184,6 +195,18 @@ def _bundled() -> ZooModel:
         )
     except Exception:  # an unreadable file is reported when it is loaded, not when it is listed
         return BUNDLED
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a .safetensors file, read from its JSON header (no torch import:
+    listing models must stay fast)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 0 < size <= 100 << 20:
+            raise ValueError("bad safetensors header")
+        header = json.loads(f.read(size))
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
 
 
 def is_cached(model: ZooModel, cache: Path | None = None) -> bool:
@@ -215,7 +238,8 @@ def resolve_model(
         if local.exists():
             raise ZooError(f"{text}: is a directory, not a weights file")
         raise ZooError(
-            f"{text}: no such file, and not a model name (run `swinir upscale --list-models` for names)"
+            f"{text}: no such file, and not a model name{suggest(text)} "
+            "(run `swinir upscale --list-models` for names)"
         )
     if model.task == "bundled":
         path = bundled_path()
@@ -263,6 +287,8 @@ def download(
 
 def _fetch(url: str, dest: Path, label: str, progress: bool, timeout: float) -> str:
     """Stream ``url`` into ``dest``; return the SHA-256 of what was received."""
+    from tqdm import tqdm
+
     request = urllib.request.Request(url, headers={"User-Agent": "swinir"})
     sha = hashlib.sha256()
     received = 0

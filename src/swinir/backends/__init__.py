@@ -84,5 +84,49 @@ def make_runner(
     if precision == "int8":
         from .int8 import quantize_int8
 
-        return TorchRunner(quantize_int8(model, inplace=True), model.config, device, "fp32")
+        params = sum(p.numel() for p in model.parameters())
+        return TorchRunner(quantize_int8(model, inplace=True), model.config, device, "fp32", params)
     return TorchRunner(model, model.config, device, precision)
+
+
+# Widths below which int8 linear layers cost more than they save on CPU (the per-call activation
+# quantization): measured slower than fp32 for the bundled model (embed 32: 19.8 s vs 16.7 s) and
+# lightweight (embed 60: 3.31 s vs 3.09 s), faster for the seed preset (embed 180: 1.5x).
+THIN_EMBED_DIM = 96
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX); without it bf16 is emulated."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read()
+    except OSError:  # not Linux: assume emulated, the common case
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def known_slower(config: SwinIRConfig, device: torch.device, precision: str, backend: str) -> str | None:
+    """A warning when this choice was measured slower than fp32 PyTorch for such a model here.
+
+    The measurements are in benchmarks/RESULTS.md and the README's speed section.
+    """
+    if device.type != "cpu":
+        return None
+    thin = config.embed_dim < THIN_EMBED_DIM
+    if backend == "onnxruntime" and precision == "fp32":
+        return (
+            "note: --backend onnxruntime runs fp32 models slower than the default torch back end "
+            "on CPU (measured 5-30% slower)"
+        )
+    if precision == "int8" and thin:
+        what = "--backend onnxruntime --precision int8" if backend == "onnxruntime" else "--precision int8"
+        return (
+            f"note: {what} is slower than fp32 for thin models like this one (embed_dim "
+            f"{config.embed_dim}); it pays off from about {THIN_EMBED_DIM} (measured 7-18% slower here)"
+        )
+    if precision == "bf16" and not cpu_has_native_bf16():
+        return (
+            "note: this CPU has no native bf16 (AVX512-BF16/AMX), so --precision bf16 is emulated and "
+            "several times slower than fp32 (measured 6x for the default model)"
+        )
+    return None

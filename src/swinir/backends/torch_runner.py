@@ -14,8 +14,17 @@ class TorchRunner:
     ``forward`` maps a CPU float32 batch (B, C, h, w) in [0, 1] to (B, C, s*h, s*w) float32 CPU.
     """
 
-    def __init__(self, model: nn.Module, config: SwinIRConfig, device: torch.device, precision: str) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: SwinIRConfig,
+        device: torch.device,
+        precision: str,
+        params: int | None = None,
+    ) -> None:
         self.device = device
+        # Parameters of the network (before quantization packs them away), for a run's header.
+        self.params = params if params is not None else sum(p.numel() for p in model.parameters())
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.model = model.eval().to(device=device, dtype=self.dtype)
         self.config = config
