@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -358,7 +359,6 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
     from .. import ranks as ranks_mod
     from ..checkpoint import CheckpointError
     from ..imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, read_image, write_image
-    from ..memory import GIB
     from ..upscaler import Upscaler
     from ..zoo import ZooError
 
@@ -379,7 +379,7 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
                     batch=args.batch,
                     alpha=args.alpha,
                     backend=args.backend,
-                    max_memory=None if args.max_memory is None else int(args.max_memory * GIB),
+                    max_memory=_budget(args.max_memory, ranks),
                 )
             except (ZooError, CheckpointError, ValueError) as exc:
                 error = str(exc)
@@ -466,6 +466,21 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
             summary += f" ({ranks.world} processes)"
         _say(summary)
     return 1 if failed else 0
+
+
+def _budget(gib: float | None, ranks: ranks_mod.Ranks) -> int | None:
+    """--max-memory in bytes; by default, processes on one machine split the default budget."""
+    from ..memory import GIB, default_budget
+
+    if gib is not None:
+        return int(gib * GIB)
+    if not ranks.several:
+        return None
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return default_budget() // local
 
 
 def _device(device: str, ranks: ranks_mod.Ranks) -> str:
