@@ -352,6 +352,7 @@ def test_log_has_units_best_marker_eta_and_a_closing_summary(
     raw = tiny_config(data_root, out, steps=4, validation={"hr_dir": str(data_root / "val"), "every": 2})
     assert Trainer(config_from_dict(raw), progress=False).run() == 0
     err = capsys.readouterr().err
+    assert f"checkpoints about 0 MB each, the last 2 kept in {out / 'checkpoints'}" in err
     steps = [line for line in err.splitlines() if line.startswith("step 1/4 ")]
     assert steps and "elapsed " in steps[0] and "ETA " in steps[0]
     vals = [line for line in err.splitlines() if line.startswith("step ") and "val PSNR" in line]

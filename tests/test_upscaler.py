@@ -195,3 +195,20 @@ def test_auto_tiles_run_whole_within_the_budget_and_tile_beyond_it(rgb_model: Pa
     mse = float(np.mean((tiled - whole) ** 2))
     assert 10 * np.log10(255.0**2 / max(mse, 1e-12)) > 40
     assert "whole images up to about" in auto.describe_tiling()
+
+
+def test_options_known_to_be_slower_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import swinir.backends as backends
+
+    cpu = torch.device("cpu")
+    thin = SwinIRConfig.from_dict({**preset("lightweight_x2").to_dict()})
+    wide = preset("seed_x2")
+    assert backends.known_slower(thin, cpu, "fp32", "torch") is None
+    assert "thin models" in (backends.known_slower(thin, cpu, "int8", "torch") or "")
+    assert backends.known_slower(wide, cpu, "int8", "torch") is None  # int8 pays off there
+    assert "onnxruntime" in (backends.known_slower(wide, cpu, "fp32", "onnxruntime") or "")
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    assert "no native bf16" in (backends.known_slower(thin, cpu, "bf16", "torch") or "")
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    assert backends.known_slower(thin, cpu, "bf16", "torch") is None
+    assert backends.known_slower(thin, torch.device("cuda"), "bf16", "torch") is None

@@ -534,9 +534,13 @@ class Trainer:
         }
         if self.is_main:
             n = sum(p.numel() for p in self.model.parameters())
+            # weights + EMA + Adam's two moments, float32
+            ckpt_mb = n * 4 * (2 + (1 if self.ema is not None else 0) + 1) / 1e6
             print(
                 f"swinir train: {n / 1e6:.3f}M parameters, {self.num_images} images, "
-                f"{self.world} process(es) on {self.device.type}, steps {self.step}->{total}",
+                f"{self.world} process(es) on {self.device.type}, steps {self.step}->{total}; "
+                f"checkpoints about {ckpt_mb:.0f} MB each, the last {lg.keep_last} kept in "
+                f"{self.out_dir / 'checkpoints'}",
                 file=sys.stderr,
                 flush=True,
             )
