@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import http.client
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -312,6 +309,10 @@ def download(
     timeout: float = 60.0,
 ) -> Path:
     """Fetch ``model`` into ``target`` atomically and verify it; nothing is left behind on failure."""
+    # Imported here: listing models (and every --help) must not pay for the HTTP stack.
+    import http.client
+    import urllib.error
+
     url = model.url(base_url)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -333,6 +334,8 @@ def download(
 
 def _fetch(url: str, dest: Path, label: str, progress: bool, timeout: float) -> str:
     """Stream ``url`` into ``dest``; return the SHA-256 of what was received."""
+    import urllib.request
+
     from tqdm import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": "swinir"})
