@@ -54,7 +54,7 @@ def _best(fn: Callable[[], object], repeat: int = 5) -> float:
 def gemm_ceiling() -> dict[str, float]:
     """Best matrix-product rates, G(FL)OP/s: fp32 ``F.linear`` and dynamic-int8 ``nn.Linear``
     (the kernels ``--precision int8`` uses), on the seed MLP's shape and on a large one."""
-    from swinir.quantize import quantize_int8_linear
+    from swinir.backends.int8 import quantize_int8_linear
 
     rates = {}
     for m, k, n in ((4096, 180, 720), (4096, 2048, 2048)):

@@ -30,7 +30,7 @@ class _OrtModel:
     """Callable like the network ((B, C, h, w) -> (B, C, s*h, s*w)) for ``model_upscaler``."""
 
     def __init__(self, model: torch.nn.Module, precision: str) -> None:
-        from swinir.onnx_export import OnnxRunner
+        from swinir.backends.onnxruntime import OnnxRunner
 
         self.config = model.config
         self.runner = OnnxRunner.from_model(model, precision=precision)
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    from swinir.quantize import quantize_int8
+    from swinir.backends.int8 import quantize_int8
 
     variants: dict[str, object] = {"fp32": model, "int8": quantize_int8(model)}
     if not args.no_onnx:

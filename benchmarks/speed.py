@@ -158,7 +158,7 @@ def _variant_fn(variant: str, case: Case, ours: SwinIR, base: torch.nn.Module, x
     if variant in ("baseline", "fp32", "int8"):
         net: Any = base if variant == "baseline" else ours
         if variant == "int8":
-            from swinir.quantize import quantize_int8
+            from swinir.backends.int8 import quantize_int8
 
             net = quantize_int8(ours)
 
@@ -167,7 +167,7 @@ def _variant_fn(variant: str, case: Case, ours: SwinIR, base: torch.nn.Module, x
                 return net(x)
 
         return forward
-    from swinir.onnx_export import OnnxRunner
+    from swinir.backends.onnxruntime import OnnxRunner
 
     runner = OnnxRunner.from_model(
         ours, precision="int8" if variant == "ort-int8" else "fp32", threads=threads

@@ -105,7 +105,8 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path: Path) -> None:
     cases: dict[str, tuple[bytes | None, str]] = {
         "missing.pth": (None, "no such file"),
         "empty.pth": (b"", "empty"),
-        "text.pth": (b"hello, not a checkpoint\n", "not a readable checkpoint"),
+        "text.pth": (b"hello, not a checkpoint\n", "is a text file, not a checkpoint"),
+        "picture.pth": (b"\x89PNG\r\n\x1a\n" + bytes(64), "is a PNG image, not a checkpoint"),
         "truncated.pth": (good.read_bytes()[:5000], "truncated or corrupt"),
         "bad.safetensors": (b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage", "unreadable safetensors"),
     }
@@ -140,3 +141,11 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
     torch.save({"params": Evil()}, path)
     with pytest.raises(CheckpointError, match=r"evil\.pth: refused to load"):
         swinir.load_model(path)
+
+
+def test_load_model_takes_model_names() -> None:
+    """``load_model("default")`` and zoo spellings, as every command takes them."""
+    model = swinir.load_model("default")
+    assert model.config.upscale == 2 and model.config.embed_dim == 32
+    with pytest.raises(CheckpointError, match=r"defualt: no such file, and not a model name \(did you mean"):
+        swinir.load_model("defualt")

@@ -276,3 +276,23 @@ def test_bundled_model_beats_bicubic_as_its_card_says(
     assert row is not None, "the model card has no Set5 row"
     assert mean["psnr_y"] == pytest.approx(float(row.group(1)), abs=0.005)
     assert mean["ssim_y"] == pytest.approx(float(row.group(2)), abs=0.00005)
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    """Logs and pipes get the results, not tqdm's carriage-return updates."""
+    import subprocess
+    import sys
+
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(hr / f"{i}.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "swinir", "eval", "--model", "bicubic", "--hr-dir", str(hr), "--scale", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\r" not in done.stdout
+    assert "PSNR" in done.stdout or "psnr" in done.stdout.lower()

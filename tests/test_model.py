@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from swinir.model import (
-    PRESETS,
-    SwinIR,
-    SwinIRConfig,
-    preset,
-    relative_position_index,
-    shifted_window_mask,
-    window_token_order,
-)
+from swinir.model import PRESETS, SwinIR, SwinIRConfig, preset
+from swinir.windows import relative_position_index, shifted_window_mask, window_token_order
 
 
 def _shrink(cfg: SwinIRConfig) -> SwinIRConfig:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from swinir import onnx_export
+from swinir.backends import onnxruntime as ort_backend
+from swinir.backends.onnxruntime import OnnxError, OnnxRunner, export_onnx, quantize_onnx
 from swinir.cli import main
 from swinir.model import SwinIR, SwinIRConfig, preset
-from swinir.onnx_export import OnnxError, OnnxRunner, export_onnx, quantize_onnx
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
@@ -78,7 +78,7 @@ def test_from_model_exports_once_into_the_cache(
         dst.write_bytes(path.read_bytes())
         return dst
 
-    monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
+    monkeypatch.setattr(ort_backend, "export_onnx", fake_export)
     first = OnnxRunner.from_model(model, cache=tmp_path)
     second = OnnxRunner.from_model(model, cache=tmp_path)
     assert len(calls) == 1 and first.path == second.path
@@ -117,7 +117,7 @@ def test_export_onnx_command(exported: tuple[SwinIR, Path], tmp_path: Path, monk
     weights = tmp_path / "tiny.safetensors"
     swinir.save_model(model, weights)
     monkeypatch.setattr(
-        onnx_export, "export_onnx", lambda m, dst, check=True: Path(dst).write_bytes(path.read_bytes())
+        ort_backend, "export_onnx", lambda m, dst, check=True: Path(dst).write_bytes(path.read_bytes())
     )
     out = tmp_path / "out.onnx"
     assert main(["export-onnx", str(weights), str(out), "--int8"]) == 0

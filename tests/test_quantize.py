@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from swinir.backends.int8 import is_quantized, quantize_int8
 from swinir.model import SwinIR, SwinIRConfig, preset
-from swinir.quantize import is_quantized, quantize_int8
 
 
 def _model(name: str) -> SwinIR:

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import swinir.cpu_parallel as P
 import swinir.model as M
+import swinir.windows as W
 from swinir.model import SwinIR, SwinIRConfig, preset
 
 
@@ -43,7 +45,7 @@ def _ref_block(blk: M.SwinTransformerBlock, x: Tensor, size: tuple[int, int]) ->
     q, k, v = qkv[0] * d**-0.5, qkv[1], qkv[2]
     scores = q @ k.transpose(-2, -1) + attn.relative_position_bias().unsqueeze(0)
     if shift:
-        mask = M.shifted_window_mask(h, w, ws, shift)
+        mask = W.shifted_window_mask(h, w, ws, shift)
         nw = mask.shape[0]
         scores = (scores.view(b, nw, heads, ws * ws, ws * ws) + mask[None, :, None]).flatten(0, 1)
     out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(-1, ws * ws, c)
@@ -97,7 +99,7 @@ def _model(cfg: SwinIRConfig, seed: int = 0) -> SwinIR:
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of a few windows, so that small images exercise many chunks and every mask group."""
-    monkeypatch.setattr(M, "CHUNK_TOKENS", 100)
+    monkeypatch.setattr(P, "CHUNK_TOKENS", 100)
 
 
 @pytest.fixture
@@ -195,9 +197,9 @@ def test_drop_path_drops_whole_samples_across_chunks(small_chunks: None) -> None
 def test_window_plan_groups_share_their_mask(size: tuple[int, int]) -> None:
     h, w = size
     ws, shift = 4, 2
-    plan = M.window_plan(h, w, ws, shift)
-    full = M.shifted_window_mask(h, w, ws, shift)  # (nW, N, N), raster window order
-    order = M.window_token_order(h, w, ws, shift).view(-1, ws * ws)
+    plan = W.window_plan(h, w, ws, shift)
+    full = W.shifted_window_mask(h, w, ws, shift)  # (nW, N, N), raster window order
+    order = W.window_token_order(h, w, ws, shift).view(-1, ws * ws)
     windows = {tuple(order[i].tolist()): i for i in range(order.shape[0])}
     perm = plan.perm.view(-1, ws * ws)
     seen = 0
@@ -207,7 +209,7 @@ def test_window_plan_groups_share_their_mask(size: tuple[int, int]) -> None:
             seen += 1
     assert seen == order.shape[0]
     assert torch.equal(plan.perm[plan.inv], torch.arange(h * w))
-    assert M.window_plan(h, w, ws, 0).masks is None
+    assert W.window_plan(h, w, ws, 0).masks is None
 
 
 def test_bias_cache_follows_the_table(threads) -> None:

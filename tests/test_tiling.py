@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -12,7 +13,15 @@ from PIL import Image
 
 import swinir
 from swinir.model import SwinIR, SwinIRConfig, preset
-from swinir.tiling import axis_weights, count_tiles, run_tiled, tile_starts, validate
+from swinir.tiling import (
+    axis_weights,
+    count_tiles,
+    fit_overlap,
+    plan_tiles,
+    run_tiled,
+    tile_starts,
+    validate,
+)
 
 from .conftest import shared_path
 
@@ -115,7 +124,10 @@ def test_tiles_agree_with_whole_image_and_show_no_seam() -> None:
     assert _psnr(feathered, whole) > 40
 
     # Flat (equal-weight) blending of the same tiles, for comparison.
-    ys, xs = tile_starts(64, tile, overlap, 8), tile_starts(96, tile, overlap, 8)
+    plan = plan_tiles(64, 96, tile, overlap, 8)
+    assert plan.tile_h == plan.tile_w
+    tile = plan.tile_w
+    ys, xs = plan.ys, plan.xs
     acc = np.zeros_like(whole)
     cnt = np.zeros(whole.shape[1:], np.float32)
     for y in ys:
@@ -167,6 +179,46 @@ def test_bad_tile_options_are_rejected() -> None:
         validate(64, 32)
     with pytest.raises(ValueError, match="tile must be"):
         validate(-1, 0)
+    with pytest.raises(ValueError, match=r"tile 7 is smaller than the model's window \(8 pixels\)"):
+        validate(7, 0, window=8)
+    assert fit_overlap(64, 32, 8) == 16 and fit_overlap(256, 32, 8) == 32
+    with pytest.raises(ValueError, match="smaller than the model's window"):
+        fit_overlap(7, 2, 8)
+
+
+def _fewest_by_search(length: int, limit: int, overlap: int, align: int) -> int:
+    """The fewest tiles of one size <= ``limit`` (multiple of ``align``, or the whole length) that
+    cover ``length`` with ``overlap``: brute force over sizes."""
+    sizes = [length] if length <= limit else []
+    sizes += [t for t in range(align, min(limit, length) + 1, align) if t > 2 * overlap]
+    return min(len(tile_starts(length, t, overlap, align)) for t in sizes)
+
+
+@pytest.mark.parametrize("length", [17, 64, 200, 288, 512, 827, 1170])
+def test_plans_use_the_fewest_equal_tiles(length: int) -> None:
+    limit, overlap, window = 256, 32, 8
+    plan = plan_tiles(length, length, limit, overlap, window)
+    assert len(plan.ys) == _fewest_by_search(length, limit, overlap, window)
+    assert plan.tile_h <= limit and (plan.tile_h % window == 0 or plan.tile_h == length)
+    starts = list(plan.ys)
+    assert starts[0] == 0 and starts[-1] + plan.tile_h == length
+    assert all(0 < b - a <= plan.tile_h - overlap for a, b in itertools.pairwise(starts))
+
+
+def test_plans_for_the_issue_cases_and_the_area_limit() -> None:
+    # 288x288 with the old 256 limit: 2x2 tiles of 160, not 4 tiles of 256 (the old plan).
+    plan = plan_tiles(288, 288, 256, 32, 8)
+    assert plan.count == 4 and (plan.tile_h, plan.tile_w) == (160, 160)
+    assert plan.describe() == "4 tiles of 160x160"
+    assert plan_tiles(512, 512, 256, 32, 8).count == 9
+    assert plan_tiles(256, 256, 256, 32, 8).whole and plan_tiles(4096, 4096, 0, 32, 8).whole
+    # An area limit picks the fewest tiles under it, the squarest among equals.
+    big = plan_tiles(4096, 4096, 0, 32, 8, max_tile_pixels=4_400_000)
+    assert big.count == 4 and big.tile_h * big.tile_w <= 4_400_000 and big.tile_h == big.tile_w
+    thin = plan_tiles(4096, 4096, 0, 32, 8, max_tile_pixels=3_600_000)
+    assert thin.count == 5 and thin.tile_h * thin.tile_w <= 3_600_000
+    with pytest.raises(ValueError, match="tile plan is for"):
+        run_tiled(lambda x: x, np.zeros((1, 10, 10), np.float32), 1, 0, 0, plan=plan)
 
 
 def test_official_lightweight_model_tiled_matches_whole() -> None:

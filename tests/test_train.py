@@ -308,3 +308,91 @@ def test_resume_with_new_lr_and_schedule(data_root: Path, tmp_path: Path) -> Non
     resumed = Trainer(config_from_dict(raw), resume="auto")
     assert resumed.step == 4 and resumed.optimizer.param_groups[0]["lr"] == 1e-2
     assert resumed.run() == 0 and resumed.optimizer.param_groups[0]["lr"] == 1e-2
+
+
+# ---------------------------------------------------------------------------------------------
+# Everyday messages (issue 10)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_set_errors_blame_the_override_with_toml_syntax() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config("configs/lightweight_x2.toml", ["data.train_dirs=/tmp/x"])
+    msg = str(info.value)
+    assert msg.startswith("data.train_dirs: expected a list, got '/tmp/x' (in --set data.train_dirs=/tmp/x;")
+    assert """--set 'data.train_dirs=["/tmp/x"]'""" in msg and "lightweight_x2.toml" not in msg
+    with pytest.raises(
+        ConfigError, match=r"unknown key\(s\) in \[data\]: trian_dirs \(did you mean train_dirs\?\)"
+    ):
+        load_config(None, ['data.trian_dirs=["/tmp/x"]'])
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) in \[optim\]: learning_rate"):
+        config_from_dict({"optim": {"learning_rate": 1.0}})
+
+
+def test_a_second_trainer_on_the_same_folder_stops(data_root: Path, tmp_path: Path) -> None:
+    from swinir.train import RunLock
+
+    out = tmp_path / "run"
+    holder = RunLock(out)
+    holder.acquire()
+    try:
+        second = Trainer(config_from_dict(tiny_config(data_root, out, steps=2)))
+        with pytest.raises(ConfigError, match=r"another training run is using this folder \(pid \d+"):
+            second.run()
+        assert not (out / "checkpoints").exists()
+    finally:
+        holder.release()
+    assert Trainer(config_from_dict(tiny_config(data_root, out, steps=2))).run() == 0  # free again
+
+
+def test_log_has_units_best_marker_eta_and_a_closing_summary(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    raw = tiny_config(data_root, out, steps=4, validation={"hr_dir": str(data_root / "val"), "every": 2})
+    assert Trainer(config_from_dict(raw), progress=False).run() == 0
+    err = capsys.readouterr().err
+    assert f"checkpoints about 0 MB each, the last 2 kept in {out / 'checkpoints'}" in err
+    steps = [line for line in err.splitlines() if line.startswith("step 1/4 ")]
+    assert steps and "elapsed " in steps[0] and "ETA " in steps[0]
+    vals = [line for line in err.splitlines() if line.startswith("step ") and "val PSNR" in line]
+    assert len(vals) == 2 and all(" dB, SSIM " in v for v in vals)
+    assert "(best so far, saved" in vals[0]
+    assert "finished step 4 in" in err
+    assert f"checkpoint: {out / 'checkpoints' / 'step_00000004.pt'}" in err
+    assert f"best:       {out / 'best.pt'} (val PSNR" in err
+    assert f"to deploy:  swinir export-weights {out / 'best.pt'} model.safetensors" in err
+
+
+def test_resume_after_set_points_to_the_runs_own_config(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(to_toml(config_from_dict(tiny_config(data_root, out, steps=2))))
+    assert cli_main(["train", "--config", str(cfg), "--set", "model.embed_dim=8"]) == 0
+    capsys.readouterr()
+    assert cli_main(["train", "--config", str(cfg), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and len(err) < 600, err
+    assert "model.embed_dim 8 (config: 12)" in err
+    assert f"swinir train --config {out / 'config.toml'} --resume" in err
+    # ... and that command works.
+    assert (
+        cli_main(
+            ["train", "--config", str(out / "config.toml"), "--resume", "--set", "schedule.total_steps=4"]
+        )
+        == 0
+    )
+
+
+def test_export_points_from_a_missing_best_to_the_checkpoints(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert Trainer(config_from_dict(tiny_config(data_root, out, steps=2))).run() == 0
+    capsys.readouterr()
+    assert cli_main(["export-weights", str(out / "best.pt"), str(tmp_path / "m.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "best.pt is written only by runs that validate" in err
+    assert str(out / "checkpoints" / "step_00000002.pt") in err

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageCms
 
 import swinir
+from swinir.backends import pick_device
 from swinir.imageio import encode_png16, read_image
 from swinir.model import SwinIR, SwinIRConfig, preset
-from swinir.upscaler import Upscaler, pick_device
+from swinir.upscaler import Upscaler
 
 RNG = np.random.default_rng(0)
 
@@ -146,8 +147,13 @@ def test_devices_precisions_and_errors(rgb_model: Path) -> None:
         Upscaler(rgb_model, device="cpu", precision="fp8")
     with pytest.raises(ValueError, match="backend"):
         Upscaler(rgb_model, device="cpu", backend="tensorrt")
-    with pytest.raises(ValueError, match="half the tile"):
-        Upscaler(rgb_model, tile=32, tile_overlap=16)
+    with pytest.raises(ValueError, match="tile must be"):
+        Upscaler(rgb_model, device="cpu", tile="big")
+    with pytest.raises(ValueError, match="smaller than the model's window"):
+        Upscaler(rgb_model, device="cpu", tile=4)
+    # An overlap too large for the tile is reduced to a quarter of it, and noted.
+    small = Upscaler(rgb_model, device="cpu", tile=32, tile_overlap=16)
+    assert small.tile_overlap == 8 and "using a 8-pixel overlap" in small.notes[0]
     with pytest.raises(TypeError, match="PIL image or a NumPy array"):
         Upscaler(rgb_model, device="cpu").upscale([[0]])  # type: ignore[type-var]
 
@@ -163,3 +169,46 @@ def test_runner_is_the_plug_in_point(up: Upscaler, rgb_model: Path) -> None:
     other.runner = NearestRunner()
     arr = (_smooth(20, 30, 3) * 255).astype(np.uint8)
     np.testing.assert_array_equal(other.upscale(arr), arr.repeat(2, axis=0).repeat(2, axis=1))
+
+
+def test_auto_tiles_run_whole_within_the_budget_and_tile_beyond_it(rgb_model: Path) -> None:
+    from swinir.imageio import from_array
+
+    h, w = 200, 240
+    arr = (_smooth(h, w, 3) * 255).astype(np.uint8)
+    data = from_array(arr)
+    auto = Upscaler(rgb_model, device="cpu")
+    assert auto.tile == "auto" and auto.plan(data).whole
+    whole = np.asarray(auto.upscale(arr), np.float32)
+    # A budget that holds the image's buffers but not the whole-image network: the fewest tiles.
+    estimate = auto.memory
+    pixels = h * w
+    need_whole = estimate.peak(h, w, pixels, whole=True)
+    budget = int(estimate.fixed + (estimate.input_per_pixel + estimate.accumulator_per_pixel) * pixels
+                 + estimate.network_per_pixel * pixels * 0.4)  # fmt: skip
+    assert budget < need_whole
+    tight = Upscaler(rgb_model, device="cpu", max_memory=budget)
+    plan = tight.plan(data)
+    assert not plan.whole and plan.count <= 4
+    assert estimate.peak(h, w, plan.tile_h * plan.tile_w, whole=False) <= budget
+    tiled = np.asarray(tight.upscale(arr), np.float32)
+    mse = float(np.mean((tiled - whole) ** 2))
+    assert 10 * np.log10(255.0**2 / max(mse, 1e-12)) > 40
+    assert "whole images up to about" in auto.describe_tiling()
+
+
+def test_options_known_to_be_slower_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import swinir.backends as backends
+
+    cpu = torch.device("cpu")
+    thin = SwinIRConfig.from_dict({**preset("lightweight_x2").to_dict()})
+    wide = preset("seed_x2")
+    assert backends.known_slower(thin, cpu, "fp32", "torch") is None
+    assert "thin models" in (backends.known_slower(thin, cpu, "int8", "torch") or "")
+    assert backends.known_slower(wide, cpu, "int8", "torch") is None  # int8 pays off there
+    assert "onnxruntime" in (backends.known_slower(wide, cpu, "fp32", "onnxruntime") or "")
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    assert "no native bf16" in (backends.known_slower(thin, cpu, "bf16", "torch") or "")
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    assert backends.known_slower(thin, cpu, "bf16", "torch") is None
+    assert backends.known_slower(thin, torch.device("cuda"), "bf16", "torch") is None

@@ -144,8 +144,8 @@ def test_paths_names_and_the_bundled_model(tmp_path: Path, monkeypatch: pytest.M
         resolve_model(tmp_path)
 
     missing = tmp_path / "weights" / zoo.BUNDLED_FILE
-    monkeypatch.setattr(zoo, "bundled_path", lambda: missing)
-    with pytest.raises(ZooError, match=r"bundled default model .* is not built yet"):
+    monkeypatch.setattr(zoo, "bundled_path", lambda model=None: missing)
+    with pytest.raises(ZooError, match=r"bundled model 'default' .* is not built yet"):
         resolve_model("default")
     missing.parent.mkdir()
     missing.write_bytes(b"weights")
@@ -155,7 +155,7 @@ def test_paths_names_and_the_bundled_model(tmp_path: Path, monkeypatch: pytest.M
 def test_every_official_checkpoint_has_a_name() -> None:
     names = {m.filename: m for m in MODELS.values()}
     assert len(names) == len(MODELS)  # one name per file
-    assert len(MODELS) == 32  # 31 official files + the bundled model
+    assert len(MODELS) == 36  # 31 official files + the bundled model + the 4 art models
     assert all(m.url().startswith(zoo.RELEASE_URL + "/") for m in MODELS.values())
     for m in MODELS.values():
         assert m.img_range == (255.0 if m.task.endswith("jpeg") else 1.0)
@@ -165,3 +165,19 @@ def test_every_official_checkpoint_has_a_name() -> None:
     assert find_model("002_lightweightSR_DIV2K_s64w8_SwinIR-S_x2") is MODELS["lightweight-x2"]
     table = zoo.describe_models(Path("/nonexistent"))
     assert all(name in table for name in MODELS)
+
+
+def test_both_spellings_and_near_misses(tmp_path: Path) -> None:
+    """``lightweight_x2`` (as configs and presets spell it) and ``lightweight-x2`` are one model."""
+    assert find_model("lightweight_x2") is MODELS["lightweight-x2"] is find_model("Lightweight-X2")
+    assert find_model("real_x4_gan") is MODELS["real-x4-gan"]
+    assert find_model("DEFAULT") is not None and find_model("DEFAULT").task == "bundled"
+    with pytest.raises(
+        ZooError, match=r"defualt: no such file, and not a model name \(did you mean 'default'\?\)"
+    ):
+        resolve_model("defualt", cache=tmp_path)
+    with pytest.raises(ZooError, match=r"did you mean 'lightweight-x2'"):
+        resolve_model("lightwieght_x2", cache=tmp_path)
+    with pytest.raises(ZooError) as far:
+        resolve_model("zebra", cache=tmp_path)
+    assert "did you mean" not in str(far.value)

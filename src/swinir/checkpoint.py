@@ -158,6 +158,50 @@ def infer_config(state: Mapping[str, Tensor], img_range: float | None = None) ->
     )
 
 
+# Leading bytes of files people pass by mistake, and what to call them.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+
+def _not_a_checkpoint(path: Path, exc: BaseException | None = None) -> str:
+    """Why ``path`` did not load, naming what the file is when that is recognisable."""
+    what = _recognise(path)
+    if what is not None:
+        return what
+    detail = f" ({_short(exc)})" if exc is not None else ""
+    return f"not a readable checkpoint, truncated or corrupt{detail}"
+
+
+def _recognise(path: Path) -> str | None:
+    """``is a PNG image, not a checkpoint`` and the like for files that are clearly not weights."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        head = b""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "is a WebP image, not a checkpoint"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"is {what}, not a checkpoint"
+    if head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if err.start < len(head) - 4:  # not just a character cut at the end of the sample
+                head = b""
+        if head:
+            return "is a text file, not a checkpoint (.pth, .pt or .safetensors weights)"
+    return None
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], SwinIRConfig | None]:
     """Read a weights file: (canonical state dict, config stored in the file if any)."""
     path = Path(path)
@@ -189,6 +233,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], Sw
             except (ValueError, TypeError, ArithmeticError) as exc:
                 raise CheckpointError(f"{name}: bad swinir_config metadata ({_short(exc)})") from None
     else:
+        what = _recognise(path)  # before unpickling: text can parse as a (refused) pickle
+        if what is not None:
+            raise CheckpointError(f"{name}: {what}")
         try:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -197,11 +244,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], Sw
                     f"{name}: refused to load: it holds pickled Python objects, not just tensors "
                     "(convert it to .safetensors where you trust its source)"
                 ) from None
-            raise CheckpointError(f"{name}: not a readable checkpoint, truncated or corrupt") from None
+            raise CheckpointError(f"{name}: {_not_a_checkpoint(path)}") from None
         except Exception as exc:  # torch raises many types (KeyError, RuntimeError, ...) for garbage
-            raise CheckpointError(
-                f"{name}: not a readable checkpoint, truncated or corrupt ({_short(exc)})"
-            ) from None
+            raise CheckpointError(f"{name}: {_not_a_checkpoint(path, exc)}") from None
         if not isinstance(raw, Mapping):
             raise CheckpointError(f"{name}: holds a {type(raw).__name__}, not a state dict")
         cfg = raw.get("swinir_config")
@@ -257,6 +302,24 @@ def _check_shapes(model: nn.Module, state: Mapping[str, Tensor], source: str) ->
         raise CheckpointError(f"{source}: does not match the SwinIR architecture: " + "; ".join(problems))
 
 
+def resolve_weights(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself when it exists; else the file of a zoo name (``default``, ``lightweight-x2``).
+
+    Raises CheckpointError when it is neither (with a "did you mean" for near misses).
+    """
+    local = Path(path).expanduser()
+    if local.exists():
+        return local
+    from .zoo import ZooError, find_model, resolve_model, suggest
+
+    if find_model(os.fspath(path)) is None:
+        raise CheckpointError(f"{path}: no such file, and not a model name{suggest(os.fspath(path))}")
+    try:
+        return resolve_model(path)
+    except ZooError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
 def load_model(
     path: str | os.PathLike[str],
     img_range: float | None = None,
@@ -267,11 +330,13 @@ def load_model(
     The returned module's forward takes (B, C, H, W) floats in [0, 1] and returns (B, C, s*H, s*W).
 
     Args:
-        path: ``.pth``/``.pt`` (official or trainer checkpoints) or ``.safetensors``.
+        path: ``.pth``/``.pt`` (official or trainer checkpoints) or ``.safetensors``, or a model
+            name: ``"default"`` (the bundled model) or a zoo name (downloaded once, see ``swinir.zoo``).
         img_range: override the input scaling; default from the file's metadata, else the
             official per-task default (255 for JPEG models, 1 otherwise).
         device: where to put the weights.
     """
+    path = resolve_weights(path)
     state, stored = read_checkpoint(path)
     source = printable(path)
     try:

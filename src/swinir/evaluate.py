@@ -328,9 +328,12 @@ def _zoo_path(name: str, progress: bool) -> tuple[Path, float | None]:
 
 
 def _progress(items: Sequence, quiet: bool, desc: str) -> Iterable:
+    """A bar on stderr when it is a terminal; nothing in logs and pipes (no ``\\r`` updates)."""
+    import sys
+
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="img", disable=quiet, leave=False)
+    return tqdm(items, desc=desc, unit="img", disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
 def evaluate_upscaler(

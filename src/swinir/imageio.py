@@ -45,8 +45,8 @@ FORMAT_BY_SUFFIX: dict[str, str] = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
-# Extensions picked up when a folder is scanned.
-IMAGE_SUFFIXES: frozenset[str] = frozenset(FORMAT_BY_SUFFIX)
+# Extensions picked up when a folder is scanned (GIFs are read, their first frame, and written as PNG).
+IMAGE_SUFFIXES: frozenset[str] = frozenset(FORMAT_BY_SUFFIX) | {".gif"}
 
 _ORIENTATION_TAG = 0x0112
 _EXIF_FORMATS = ("JPEG", "PNG", "WEBP")
@@ -79,6 +79,8 @@ class ImageData:
         format: the source's format (``"PNG"``, ``"JPEG"``, ...), or None for in-memory images.
         icc_profile: the colour profile to embed in the output, or None.
         exif: EXIF bytes to embed in the output (orientation reset to 1), or None.
+        frames: frames in the source file (animated GIF/WebP/PNG, multi-page TIFF); only the
+            first is read.
     """
 
     pixels: np.ndarray
@@ -88,6 +90,7 @@ class ImageData:
     format: str | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    frames: int = 1
 
     def __post_init__(self) -> None:
         if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 3):
@@ -151,7 +154,9 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
                 width, height = im.size
                 if max_pixels and width * height > max_pixels:
                     raise ImageReadError(path, _too_large(width, height, max_pixels))
-                return _decode(im, path)
+                data = _decode(im, path)
+                frames = int(getattr(im, "n_frames", 1) or 1)
+                return replace(data, frames=frames) if frames > 1 else data
     except ImageReadError:
         raise
     except UnidentifiedImageError:

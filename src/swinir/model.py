@@ -7,124 +7,36 @@ Layout conventions used in the docstrings:
     B batch, C channels, H/W height/width in pixels, L = H*W tokens,
     ws window size, N = ws*ws tokens per window, nW windows per image, h heads, d head dim.
 
-Buffers that depend only on sizes (relative-position index, shifted-window masks, token permutations)
-are computed on demand and cached per input size; they are never stored in checkpoints.
+This file holds the network only. How it executes lives next to it: window geometry (partition
+order, shifted-window masks, padding) in ``swinir.windows``, the CPU worker threads that run Swin
+blocks in chunks of windows in ``swinir.cpu_parallel``, and the runners (PyTorch fp32/bf16, int8,
+ONNX Runtime) in ``swinir.backends``. Size-derived tables are computed on demand and cached per
+input size; they are never stored in checkpoints.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import itertools
+import difflib
 import math
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+from .cpu_parallel import CHUNK_POOL, Keep, current_generator, run_batch, run_block
+from .windows import MASK_VALUE, pad_to_window, relative_position_index, shift_regions
 
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
 ResiConnection = Literal["1conv", "3conv"]
-
-T = TypeVar("T")
 
 UPSAMPLERS: tuple[str, ...] = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
 RESI_CONNECTIONS: tuple[str, ...] = ("1conv", "3conv")
 
 # Mean of DIV2K used by the official code for 3-channel models; grayscale models use 0.
 RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
-# Additive logit for masked (cross-window) pairs; the official code uses -100, not -inf.
-MASK_VALUE = -100.0
-# Tokens (summed over the batch) that a Swin block processes at a time, window by window. Small
-# enough that every intermediate (qkv, the (h, N, N) scores, the MLP hidden layer) stays in cache
-# and is served from the allocator's free lists: tensors of tens of MB are mmap'ed afresh on each
-# call by glibc and their page faults cost more than the arithmetic on this kind of CPU. Large
-# enough that the GEMMs stay efficient and the Python loop costs little.
-CHUNK_TOKENS = 4096
-
-
-class _ChunkPool:
-    """Worker threads that run whole chunks of windows, each with one intra-op thread.
-
-    The chunks of a Swin block are independent, so running them side by side needs one
-    synchronisation per block (forward, and backward in training) instead of one per operator
-    (OpenMP's fork/join on every small GEMM). That keeps the per-chunk operators efficient and
-    degrades gracefully when other processes compete for the cores, where per-operator
-    fork/join slows down by an order of magnitude. Sized to ``torch.get_num_threads()`` of the
-    calling thread.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._size = 0
-        self._local = threading.local()
-
-    def _init_worker(self) -> None:
-        torch.set_num_threads(1)  # thread-local in OpenMP and MKL: the caller keeps its own count
-        self._local.worker = True
-
-    def executor(self, device: torch.device) -> ThreadPoolExecutor | None:
-        """The pool, or None where chunks should run inline (accelerators, one thread, nested)."""
-        threads = torch.get_num_threads()
-        if device.type != "cpu" or threads < 2 or getattr(self._local, "worker", False):
-            return None
-        with self._lock:
-            if self._executor is None or self._size != threads:
-                if self._executor is not None:
-                    self._executor.shutdown(wait=False)
-                self._executor = ThreadPoolExecutor(
-                    threads, thread_name_prefix="swinir-chunk", initializer=self._init_worker
-                )
-                self._size = threads
-            return self._executor
-
-    @staticmethod
-    def run(pool: ThreadPoolExecutor | None, fn: Callable[[int], T], count: int) -> list[T]:
-        """``[fn(0), ..., fn(count - 1)]``, on the pool when given, with the caller's autograd,
-        inference-mode and autocast state (thread-local in PyTorch, so not inherited by workers)."""
-        if pool is None or count < 2:
-            return [fn(i) for i in range(count)]
-        grad = torch.is_grad_enabled()
-        inference = torch.is_inference_mode_enabled()
-        autocast = _cpu_autocast_state()
-
-        def call(i: int) -> T:
-            with contextlib.ExitStack() as stack:
-                if inference:
-                    stack.enter_context(torch.inference_mode())
-                stack.enter_context(torch.set_grad_enabled(grad))
-                if autocast is not None:
-                    stack.enter_context(torch.autocast("cpu", dtype=autocast))
-                return fn(i)
-
-        return [f.result() for f in [pool.submit(call, i) for i in range(count)]]
-
-
-def _cpu_autocast_state() -> torch.dtype | None:
-    """The CPU autocast dtype when CPU autocast is on, else None."""
-    try:
-        enabled = torch.is_autocast_enabled("cpu")
-        dtype = torch.get_autocast_dtype("cpu")
-    except TypeError:  # torch < 2.4
-        enabled = torch.is_autocast_cpu_enabled()
-        dtype = torch.get_autocast_cpu_dtype()
-    return dtype if enabled else None
-
-
-_CHUNK_POOL = _ChunkPool()
-# Per-thread generator for the random draws of blocks (drop-path masks, dropout seeds) while a
-# worker runs part of a batch (see _BatchParallel); None: the global generator.
-_RNG = threading.local()
-
-
-def _generator() -> torch.Generator | None:
-    return getattr(_RNG, "generator", None)
 
 
 @dataclass(frozen=True)
@@ -203,116 +115,6 @@ def _pixelshuffle_scale_ok(scale: int) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Size-derived tables
-# ----------------------------------------------------------------------------------------------
-
-
-def relative_position_index(window_size: int) -> Tensor:
-    """Index into the (2ws-1)^2 bias table for every pair of tokens in a window: (N, N) int64."""
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
-    ).flatten(1)  # (2, N)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # (N, N, 2)
-    rel = rel + (window_size - 1)
-    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
-
-
-def _window_regions(height: int, width: int, window_size: int, shift: int) -> Tensor:
-    """Region label of every token of the shifted image, window by window: (nW, N) float.
-
-    Tokens of one window may attend to each other only when their labels are equal.
-    """
-    img = torch.zeros(height, width)
-    cnt = 0
-    for hs in (slice(0, -window_size), slice(-window_size, -shift), slice(-shift, None)):
-        for wsl in (slice(0, -window_size), slice(-window_size, -shift), slice(-shift, None)):
-            img[hs, wsl] = cnt
-            cnt += 1
-    win = img.view(height // window_size, window_size, width // window_size, window_size)
-    return win.permute(0, 2, 1, 3).reshape(-1, window_size * window_size)
-
-
-def _regions_to_mask(regions: Tensor) -> Tensor:
-    """(..., N) region labels -> (..., N, N) additive mask: 0 within a region, MASK_VALUE across."""
-    diff = regions[..., None, :] - regions[..., :, None]
-    return torch.zeros_like(diff).masked_fill_(diff != 0, MASK_VALUE)
-
-
-def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -> Tensor:
-    """Additive mask for shifted windows: (nW, N, N), 0 within a region, MASK_VALUE across regions.
-
-    ``height`` and ``width`` must be multiples of ``window_size``.
-    """
-    return _regions_to_mask(_window_regions(height, width, window_size, shift))
-
-
-def window_token_order(height: int, width: int, window_size: int, shift: int) -> Tensor:
-    """Token permutation that applies the cyclic shift and window partition in one gather.
-
-    Returns ``perm`` (L,) int64 such that ``tokens[:, perm]`` lists the tokens window by window
-    (row-major windows, row-major inside a window) of the image rolled by ``-shift`` pixels.
-    """
-    rows = (torch.arange(height) + shift) % height
-    cols = (torch.arange(width) + shift) % width
-    idx = rows[:, None] * width + cols[None, :]  # position in the original token grid
-    idx = idx.view(height // window_size, window_size, width // window_size, window_size)
-    return idx.permute(0, 2, 1, 3).reshape(-1)
-
-
-@dataclass(frozen=True, eq=False)
-class WindowPlan:
-    """How one Swin block visits an image of a given size.
-
-    Windows are listed grouped by mask: with a shift, only the windows on the last row and column
-    of windows straddle the wrap-around and need a mask, and all windows of one group share it, so
-    the (nW, h, N, N) bias of the official code is never built.
-
-    Attributes:
-        perm: (L,) int64, raster index of each token in visiting order (shift + partition + grouping).
-        inv: (L,) int64, inverse of ``perm``.
-        groups: (first window, end window, mask row) per group, in visiting order.
-        masks: (M, N, N) additive mask of each group, or None for unshifted blocks (no mask at all).
-    """
-
-    perm: Tensor
-    inv: Tensor
-    groups: tuple[tuple[int, int, int], ...]
-    masks: Tensor | None
-
-
-@functools.lru_cache(maxsize=64)
-def window_plan(height: int, width: int, window_size: int, shift: int, device: str = "cpu") -> WindowPlan:
-    """The (cached) :class:`WindowPlan` for an image of ``height`` x ``width`` (multiples of the window)."""
-    # Normal tensors even when first asked for under inference mode: the cache outlives it.
-    # (inference_mode(False) turns autograd back on; nothing here needs it.)
-    with torch.inference_mode(False), torch.no_grad():
-        return _window_plan(height, width, window_size, shift, device)
-
-
-def _window_plan(height: int, width: int, window_size: int, shift: int, device: str) -> WindowPlan:
-    order = window_token_order(height, width, window_size, shift)
-    n = window_size * window_size
-    nw = order.numel() // n
-    if shift == 0:
-        groups: tuple[tuple[int, int, int], ...] = ((0, nw, 0),)
-        masks = None
-        perm = order
-    else:
-        patterns, kind = torch.unique(
-            _window_regions(height, width, window_size, shift), dim=0, return_inverse=True
-        )
-        windows = torch.argsort(kind, stable=True)
-        counts = torch.bincount(kind, minlength=patterns.shape[0]).tolist()
-        starts = [0, *itertools.accumulate(counts)]
-        groups = tuple((starts[i], starts[i + 1], i) for i in range(len(counts)) if counts[i] > 0)
-        masks = _regions_to_mask(patterns).to(device)
-        perm = order.view(nw, n)[windows].reshape(-1)
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(perm.numel())
-    return WindowPlan(perm.to(device), inv.to(device), groups, masks)
-
-
-# ----------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------
 
@@ -332,7 +134,7 @@ class DropPath(nn.Module):
         if self.drop_prob == 0.0 or not self.training:
             return None
         keep = 1.0 - self.drop_prob
-        return like.new_empty(batch, 1, 1).bernoulli_(keep, generator=_generator()).div_(keep)
+        return like.new_empty(batch, 1, 1).bernoulli_(keep, generator=current_generator()).div_(keep)
 
     def forward(self, x: Tensor) -> Tensor:
         scale = self.sample(x.shape[0], x)
@@ -530,43 +332,32 @@ class SwinTransformerBlock(nn.Module):
     def forward(self, x: Tensor, x_size: tuple[int, int], recompute: bool = False) -> Tensor:
         """(B, L, C) -> (B, L, C) for an image of ``x_size`` = (H, W) with H, W multiples of ws.
 
-        Everything but the attention is token-wise, so the whole block runs on chunks of windows
-        gathered straight from ``x`` (one gather and one scatter per block), every intermediate
-        of a chunk stays in cache (see ``CHUNK_TOKENS``), and on CPU the chunks run side by side
-        on worker threads, in training too (see ``_ChunkPool``). ``recompute`` keeps no
-        activations and recomputes them in backward (gradient checkpointing).
+        The math is :meth:`run_chunk`: everything but the attention is token-wise, so the block
+        runs on chunks of whole windows (on CPU worker threads, see ``swinir.cpu_parallel``).
+        The drop-path masks and the dropout seed are drawn here, once, and shared by the chunks.
+        ``recompute`` keeps no activations and recomputes them in backward (gradient checkpointing).
         """
         if self.graph_mode:
             return self.forward_graph(x, x_size)
-        height, width = x_size
         b = x.shape[0]
-        plan = window_plan(height, width, self.window_size, self.shift_size, str(x.device))
-        n = self.window_size * self.window_size
-        pool = _CHUNK_POOL.executor(x.device)
-        # Windows per chunk: cache-sized, and at least one chunk per worker on small inputs.
-        workers = torch.get_num_threads() if pool is not None else 1
-        step = max(1, min(CHUNK_TOKENS // (b * n), -(-plan.perm.numel() // (n * workers))))
-        chunks = [
-            (plan.perm[w0 * n : min(end, w0 + step) * n], group)
-            for first, end, group in plan.groups
-            for w0 in range(first, end, step)
-        ]
-        call = _BlockCall(
-            self,
-            plan,
-            chunks,
-            (self.drop_path.sample(b, x), self.drop_path.sample(b, x)),
-            self._dropout_seed(),
-            pool,
-        )
-        params = [p for p in self.parameters() if p.requires_grad]
-        if not torch.is_grad_enabled() or not (x.requires_grad or params):
-            return call.inference(x)
-        if call.pool is not None and len(chunks) > 1:
-            return _ParallelChunks.apply(x, call, recompute, *params)
-        if recompute:
-            return activation_checkpoint(call.sequential, x, use_reentrant=False)
-        return call.sequential(x)
+        keep = (self.drop_path.sample(b, x), self.drop_path.sample(b, x))
+        return run_block(self, x, x_size, keep, self._dropout_seed(), recompute)
+
+    def run_chunk(self, xc: Tensor, bias: Tensor, keep: Keep, generator: torch.Generator | None) -> Tensor:
+        """The block on one chunk: (B, T, C) tokens of whole windows -> (B, T, C).
+
+        Args:
+            bias: (h, N, N) attention bias of the chunk's mask group.
+            keep: drop-path masks of the attention and MLP branches, (B, 1, 1) or None.
+            generator: where the chunk's dropout draws from.
+        """
+        keep_attn, keep_mlp = keep
+        xc = _residual(xc, self.attn(self.norm1(xc), bias, generator), keep_attn)
+        return _residual(xc, self.mlp(self.norm2(xc), generator), keep_mlp)
+
+    def attention_bias(self, masks: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """(M, h, N, N) bias of each mask group (see :meth:`WindowAttention.attention_bias`)."""
+        return self.attn.attention_bias(masks, dtype)
 
     def forward_graph(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
         """The block as one traceable graph (eval only): roll, partition, attention of all windows
@@ -583,8 +374,8 @@ class SwinTransformerBlock(nn.Module):
         mask = None
         if shift:
             # Region labels from the (symbolic) size, as in shifted_window_mask: (nW, 1, N, N).
-            rows = _shift_regions(torch.arange(height, device=x.device), height, ws, shift)
-            cols = _shift_regions(torch.arange(width, device=x.device), width, ws, shift)
+            rows = shift_regions(torch.arange(height, device=x.device), height, ws, shift)
+            cols = shift_regions(torch.arange(width, device=x.device), width, ws, shift)
             labels = (rows[:, None] * 3 + cols[None, :]).view(nh, ws, nw, ws).permute(0, 2, 1, 3)
             labels = labels.reshape(nh * nw, 1, n)
             mask = ((labels.transpose(1, 2) != labels).to(x.dtype) * MASK_VALUE).unsqueeze(1)
@@ -601,169 +392,10 @@ class SwinTransformerBlock(nn.Module):
         ``torch.manual_seed`` makes training reproducible), or None when nothing drops."""
         if not self.training or (self.mlp.drop.p == 0.0 and self.attn.attn_drop == 0.0):
             return None
-        return int(torch.randint(0, 2**62, (), generator=_generator()).item())
-
-    def run_chunk(self, xc: Tensor, bias: Tensor, call: _BlockCall, index: int) -> Tensor:
-        """The block on one chunk: (B, T, C) tokens of whole windows -> (B, T, C)."""
-        gen = None
-        if call.seed is not None:
-            gen = torch.Generator(device=xc.device).manual_seed(call.seed + index)
-        keep_attn, keep_mlp = call.keep
-        xc = _residual(xc, self.attn(self.norm1(xc), bias, gen), keep_attn)
-        return _residual(xc, self.mlp(self.norm2(xc), gen), keep_mlp)
+        return int(torch.randint(0, 2**62, (), generator=current_generator()).item())
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, shift_size={self.shift_size}"
-
-
-@dataclass(frozen=True, eq=False)
-class _BlockCall:
-    """One call of a Swin block: its chunks and the random draws shared by all of them."""
-
-    block: SwinTransformerBlock
-    plan: WindowPlan
-    chunks: list[tuple[Tensor, int]]  # (token indices in x, mask group)
-    keep: tuple[Tensor | None, Tensor | None]  # drop-path masks of the two branches
-    seed: int | None  # dropout seed; chunk i draws from seed + i
-    pool: ThreadPoolExecutor | None
-
-    def bias(self, dtype: torch.dtype) -> Tensor:
-        return self.block.attn.attention_bias(self.plan.masks, dtype)
-
-    def chunk(self, x: Tensor, bias: Tensor, i: int) -> Tensor:
-        idx, group = self.chunks[i]
-        return self.block.run_chunk(x.index_select(1, idx), bias[group], self, i)
-
-    def inference(self, x: Tensor) -> Tensor:
-        """No autograd: chunks write straight into the output (disjoint rows)."""
-        out = torch.empty_like(x)
-        bias = self.bias(x.dtype)
-
-        def work(i: int) -> None:
-            out.index_copy_(1, self.chunks[i][0], self.chunk(x, bias, i))
-
-        _ChunkPool.run(self.pool, work, len(self.chunks))
-        return out
-
-    def sequential(self, x: Tensor) -> Tensor:
-        """With autograd, on the calling thread. One gather split into the chunks (a gather per
-        chunk would cost a full-size zero fill per chunk in backward)."""
-        bias = self.bias(x.dtype)
-        parts = x.index_select(1, self.plan.perm).split([idx.numel() for idx, _ in self.chunks], 1)
-        pieces = [
-            self.block.run_chunk(part, bias[group], self, i)
-            for i, (part, (_, group)) in enumerate(zip(parts, self.chunks, strict=True))
-        ]
-        return torch.cat(pieces, 1).index_select(1, self.plan.inv)
-
-
-class _ParallelChunks(torch.autograd.Function):
-    """A Swin block whose chunks record, and back-propagate through, their own graphs on the
-    worker pool. With ``recompute`` nothing is kept from the forward pass: each chunk is
-    recomputed (with the same random draws) right before its backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, call: _BlockCall, recompute: bool, *params: Tensor) -> Tensor:
-        ctx.call, ctx.recompute, ctx.num_params = call, recompute, len(params)
-        ctx.save_for_backward(x)
-
-        bias = call.bias(x.dtype) if recompute else None  # built here: workers share the cache
-
-        def work(i: int) -> tuple[Tensor | None, Tensor]:
-            if bias is not None:
-                return None, call.chunk(x, bias, i)
-            return _ParallelChunks._record(x, call, i)
-
-        ctx.graphs = _ChunkPool.run(call.pool, work, len(call.chunks))
-        out = torch.cat([y.detach() for _, y in ctx.graphs], 1).index_select(1, call.plan.inv)
-        if recompute:
-            ctx.graphs = None
-        return out
-
-    @staticmethod
-    def _record(x: Tensor, call: _BlockCall, i: int) -> tuple[Tensor, Tensor]:
-        with torch.enable_grad():
-            xc = x.detach().index_select(1, call.chunks[i][0]).requires_grad_()
-            bias = call.bias(x.dtype)[call.chunks[i][1]]
-            return xc, call.block.run_chunk(xc, bias, call, i)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        call: _BlockCall = ctx.call
-        (x,) = ctx.saved_tensors
-        params = [p for p in call.block.parameters() if p.requires_grad]
-
-        def work(i: int) -> Sequence[Tensor | None]:
-            xc, y = ctx.graphs[i] if ctx.graphs is not None else _ParallelChunks._record(x, call, i)
-            g = grad_out.index_select(1, call.chunks[i][0])
-            return torch.autograd.grad(y, [xc, *params], g, allow_unused=True)
-
-        grads = _ChunkPool.run(call.pool, work, len(call.chunks))
-        ctx.graphs = None
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.empty_like(x)
-            for (idx, _), g in zip(call.chunks, grads, strict=True):
-                grad_x.index_copy_(1, idx, g[0])
-        grad_params: list[Tensor | None] = []
-        for j in range(len(params)):
-            parts = [g[1 + j] for g in grads if g[1 + j] is not None]
-            grad_params.append(torch.stack(parts).sum(0) if parts else None)
-        return (grad_x, None, None, *grad_params)
-
-
-class _BatchParallel(torch.autograd.Function):
-    """Training on a batch: each worker runs the whole network, forward then backward, on its
-    share of the images with one intra-op thread; the parameter gradients are summed. No
-    operator synchronises the threads, so the speed-up holds on a loaded machine too. Random
-    draws come from per-share generators seeded from the global one (reproducible under
-    ``torch.manual_seed`` for a given thread count)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, model: SwinIR, pool: ThreadPoolExecutor, *params: Tensor) -> Tensor:
-        parts = x.split(-(-x.shape[0] // torch.get_num_threads()))
-        seeds = torch.randint(0, 2**62, (len(parts),)).tolist() if model.training else None
-
-        def work(i: int) -> tuple[Tensor, Tensor]:
-            _RNG.generator = None if seeds is None else torch.Generator().manual_seed(seeds[i])
-            try:
-                with torch.enable_grad():
-                    xi = parts[i].detach().requires_grad_(ctx.needs_input_grad[0])
-                    return xi, model._forward(xi)
-            finally:
-                _RNG.generator = None
-
-        ctx.graphs = _ChunkPool.run(pool, work, len(parts))
-        ctx.pool, ctx.params = pool, params
-        return torch.cat([y.detach() for _, y in ctx.graphs])
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        graphs, params = ctx.graphs, ctx.params
-        grads_out = grad_out.split([y.shape[0] for _, y in graphs])
-        want_x = ctx.needs_input_grad[0]
-
-        def work(i: int) -> Sequence[Tensor | None]:
-            xi, yi = graphs[i]
-            inputs = [xi, *params] if want_x else list(params)
-            return torch.autograd.grad(yi, inputs, grads_out[i], allow_unused=True)
-
-        grads = _ChunkPool.run(ctx.pool, work, len(graphs))
-        ctx.graphs = None
-        offset = 1 if want_x else 0
-        grad_x = torch.cat([g[0] for g in grads]) if want_x else None
-        grad_params: list[Tensor | None] = []
-        for j in range(len(params)):
-            parts = [g[offset + j] for g in grads if g[offset + j] is not None]
-            grad_params.append(functools.reduce(torch.add, parts) if parts else None)
-        return (grad_x, None, None, *grad_params)
-
-
-def _shift_regions(pos: Tensor, size: int, window_size: int, shift: int) -> Tensor:
-    """Region (0, 1, 2) of each row or column position of a shifted image, as in shifted_window_mask."""
-    return (pos >= size - window_size).long() + (pos >= size - shift).long()
 
 
 def _residual(x: Tensor, branch: Tensor, keep: Tensor | None) -> Tensor:
@@ -998,7 +630,7 @@ class SwinIR(nn.Module):
                     f"{self.config.img_size}x{self.config.img_size} inputs"
                 )
             x = x + self.absolute_pos_embed
-        x = _dropout(x, self.pos_drop.p if self.training else 0.0, _generator())
+        x = _dropout(x, self.pos_drop.p if self.training else 0.0, current_generator())
         for layer in self.layers:
             x = layer(x, x_size)
         return tokens_to_image(self.norm(x), x_size)
@@ -1015,16 +647,13 @@ class SwinIR(nn.Module):
 
         On CPU with several threads, a batch of at least two images is split over the worker
         threads, each running the whole network (forward, and backward in training) on its share
-        with one intra-op thread (see ``_BatchParallel``); single images run block chunks on the
+        with one intra-op thread (see ``swinir.cpu_parallel``); single images run block chunks on the
         workers instead.
         """
-        pool = _CHUNK_POOL.executor(x.device)
-        if pool is not None and x.shape[0] >= 2 and not self._graph_mode():
-            params = [p for p in self.parameters() if p.requires_grad]
-            if torch.is_grad_enabled() and (x.requires_grad or params):
-                return _BatchParallel.apply(x, self, pool, *params)
-            parts = x.split(-(-x.shape[0] // torch.get_num_threads()))
-            return torch.cat(_ChunkPool.run(pool, lambda i: self._forward(parts[i]), len(parts)))
+        if not self._graph_mode():
+            pool = CHUNK_POOL.executor(x.device)
+            if pool is not None and x.shape[0] >= 2:
+                return run_batch(self._forward, self, x, pool)
         return self._forward(x)
 
     def _forward(self, x: Tensor) -> Tensor:
@@ -1064,20 +693,6 @@ class SwinIR(nn.Module):
             x = x + self.conv_last(res)
 
         return x / self.img_range + mean
-
-
-def pad_to_window(x: Tensor, window_size: int) -> Tensor:
-    """Reflect-pad (B, C, H, W) on the bottom/right to a multiple of ``window_size``."""
-    h, w = x.shape[-2:]
-    ws = window_size
-    pad_h, pad_w = (-h) % ws, (-w) % ws
-    if pad_h == 0 and pad_w == 0:
-        return x
-    if pad_h < h and pad_w < w:
-        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    # Smaller than the window: reflect as far as possible, then repeat the edge.
-    x = F.pad(x, (0, min(pad_w, w - 1), 0, min(pad_h, h - 1)), mode="reflect")
-    return F.pad(x, (0, w + pad_w - x.shape[-1], 0, h + pad_h - x.shape[-2]), mode="replicate")
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -1187,7 +802,7 @@ def swinir_color_jpeg() -> SwinIRConfig:
 
 
 def swinir_seed_x2() -> SwinIRConfig:
-    """The seed project's anime model: embed 180, 4x6 blocks, window 4, heavy regularisation."""
+    """A large anime x2 model (configs/seed_anime_x2.toml): embed 180, 4x6 blocks, window 4, dropout."""
     return SwinIRConfig(
         upscale=2, in_chans=3, img_size=64, window_size=4, img_range=255.0, depths=(6,) * 4,
         embed_dim=180, num_heads=(6,) * 4, mlp_ratio=4.0, qkv_bias=True, drop_rate=0.1,
@@ -1215,11 +830,15 @@ PRESETS: dict[str, Callable[[], SwinIRConfig]] = {
 
 
 def preset(name: str) -> SwinIRConfig:
-    """Look up a preset config by name (see ``PRESETS``)."""
-    try:
-        factory = PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+    """Look up a preset config by name (see ``PRESETS``); ``lightweight-x2`` is ``lightweight_x2``."""
+    if not isinstance(name, str):
+        raise ValueError(f"preset must be a name, one of {', '.join(PRESETS)}; got {name!r}")
+    key = name.strip().lower().replace("-", "_")
+    factory = PRESETS.get(key)
+    if factory is None:
+        close = difflib.get_close_matches(key, list(PRESETS), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown preset {name!r}{hint}; choose from {', '.join(PRESETS)}")
     return factory()
 
 

@@ -31,6 +31,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,7 +48,7 @@ from .data import DataError, ImageRecord, PatchLoader, build_spec, load_validati
 from .degradations import Degradation
 from .ema import EMA
 from .model import SwinIR, SwinIRConfig
-from .train_config import ConfigError, TrainConfig, load_config, to_toml
+from .train_config import ConfigError, LoggingConfig, TrainConfig, load_config, to_toml
 
 CHECKPOINT_FORMAT = "swinir-train-1"
 _CKPT_RE = re.compile(r"step_(\d+)\.pt$")
@@ -385,7 +386,15 @@ class Trainer:
     def _load(self, path: Path, ckpt: dict[str, Any]) -> None:
         stored = SwinIRConfig.from_dict(dict(ckpt["swinir_config"]))
         if stored != self.cfg.model:
-            raise ConfigError(f"{path}: was trained with a different model config ({stored})")
+            mine, theirs = self.cfg.model.to_dict(), stored.to_dict()
+            diffs = [f"model.{k} {theirs[k]} (config: {mine[k]})" for k in theirs if theirs[k] != mine[k]]
+            run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+            run_config = run_dir / "config.toml"
+            raise ConfigError(
+                f"{path}: was trained with a different model: {'; '.join(diffs)}. To continue that run "
+                f"with the settings it started with (--set included), use its own config: "
+                f"swinir train --config {run_config} --resume"
+            )
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.get("ema", ckpt["model"]))
@@ -613,6 +622,16 @@ class Trainer:
         """Train; returns 0 when done, 128 + signal number when stopped by SIGINT/SIGTERM."""
         cfg, lg = self.cfg, self.cfg.logging
         total = cfg.schedule.total_steps
+        lock = RunLock(self.out_dir) if self.is_main else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            return self._run(cfg, lg, total)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, cfg: TrainConfig, lg: LoggingConfig, total: int) -> int:
         self._open_logs()
         old_handlers = {
             sig: signal.signal(sig, self._on_signal)
@@ -621,9 +640,13 @@ class Trainer:
         }
         if self.is_main:
             n = sum(p.numel() for p in self.model.parameters())
+            # weights + EMA + Adam's two moments, float32
+            ckpt_mb = n * 4 * (2 + (1 if self.ema is not None else 0) + 1) / 1e6
             print(
                 f"swinir train: {n / 1e6:.3f}M parameters, {self.num_images} images, "
-                f"{self.world} process(es) on {self.device.type}, steps {self.step}->{total}",
+                f"{self.world} process(es) on {self.device.type}, steps {self.step}->{total}; "
+                f"checkpoints about {ckpt_mb:.0f} MB each, the last {lg.keep_last} kept in "
+                f"{self.out_dir / 'checkpoints'}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -633,8 +656,10 @@ class Trainer:
 
             bar = tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True)
         batches: Iterator[tuple[Tensor, Tensor]] = iter(self.loader)
+        last_saved: Path | None = None
         losses: list[float] = []
         t_last, step_last = time.perf_counter(), self.step
+        t_start, step_start = t_last, self.step
         try:
             while self.step < total:
                 if self._should_stop():
@@ -660,9 +685,12 @@ class Trainer:
                     if bar is not None:
                         bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", pps=f"{rate:.1f}")
                     elif self.is_main:
+                        elapsed = now - t_start
+                        done = self.step - step_start
+                        eta = elapsed / done * (total - self.step) if done else 0.0
                         print(
                             f"step {self.step}/{total} loss {rec['loss']:.5f} lr {rec['lr']:.3e} "
-                            f"{rate:.1f} patches/s",
+                            f"{rate:.1f} patches/s, elapsed {_clock(elapsed)}, ETA {_clock(eta)}",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -670,17 +698,24 @@ class Trainer:
                     val = self.validate()
                     if val is not None:
                         self._log(val)
-                        msg = f"step {self.step}: val PSNR {val['val_psnr']:.3f} SSIM {val['val_ssim']:.4f}"
-                        print(msg, file=sys.stderr, flush=True)
+                        msg = (
+                            f"step {self.step}: val PSNR {val['val_psnr']:.3f} dB, SSIM {val['val_ssim']:.4f}"
+                        )
                         if self.best_step == self.step:
                             self._save_best()
+                            msg += f" (best so far, saved {self.out_dir / 'best.pt'})"
+                        else:
+                            msg += f" (best {self.best_psnr:.3f} dB at step {self.best_step})"
+                        print(msg, file=sys.stderr, flush=True)
                 if self.step % lg.save_every == 0 or self.step == total:
-                    self.save()
+                    last_saved = self.save()
             if self._stop_signal:
                 path = self.save()
                 if path is not None:
                     print(f"swinir train: stopped at step {self.step}, saved {path}", file=sys.stderr)
                 return 128 + self._stop_signal
+            if self.is_main:
+                print(self._summary(time.perf_counter() - t_start, last_saved), file=sys.stderr, flush=True)
             return 0
         finally:
             if bar is not None:
@@ -693,9 +728,73 @@ class Trainer:
             if self._writer is not None:
                 self._writer.close()
 
+    def _summary(self, seconds: float, last: Path | None) -> str:
+        """What a finished run produced and how to use it."""
+        last = last or (checkpoint_paths(self.out_dir) or [None])[-1]
+        lines = [f"swinir train: finished step {self.step} in {_clock(seconds)}"]
+        if last is not None:
+            lines.append(f"  checkpoint: {last}")
+        best = self.out_dir / "best.pt"
+        if self.best_step >= 0 and best.is_file():
+            lines.append(f"  best:       {best} (val PSNR {self.best_psnr:.3f} dB at step {self.best_step})")
+            source = best
+        else:
+            source = last
+        if source is not None:
+            lines.append(f"  to deploy:  swinir export-weights {source} model.safetensors")
+        return "\n".join(lines)
+
     def _save_best(self) -> None:
         # Rank 0 alone validates, so no collective RNG gather here; best.pt is for export, not resume.
         save_torch(self._checkpoint(gather=False), self.out_dir / "best.pt")
+
+
+def _clock(seconds: float) -> str:
+    """``1:02:03`` (hours:minutes:seconds), or ``2:03`` under an hour."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class RunLock:
+    """An exclusive lock on a run's ``out_dir`` (``out_dir/.lock``), held while a trainer runs, so
+    that a second trainer on the same folder stops at once instead of interleaving checkpoints.
+
+    The kernel releases it when the process ends, however it ends; the file records who holds it.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / ".lock"
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ConfigError(
+                f"{self.path.parent}: another training run is using this folder ({holder}); "
+                "wait for it to finish, stop it, or pass another --out-dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None
 
 
 def _in_main_thread() -> bool:

@@ -19,6 +19,7 @@ Relative paths are taken relative to the current directory, as on the command li
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import sys
 from dataclasses import dataclass, field, fields
@@ -42,7 +43,14 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 class ConfigError(ValueError):
-    """A bad training configuration; the message names the key and the reason."""
+    """A bad training configuration; the message names the key and the reason.
+
+    ``key`` is the ``section.key`` at fault when one is (so that a ``--set`` can be blamed).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -270,35 +278,41 @@ _SECTIONS: dict[str, type] = {
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Check ``value`` against a simple annotation (int/float/str/bool/list[...]); ints pass as floats."""
     origin = get_origin(typ)
+    key = where.split("[", 1)[0]
     if origin is tuple:  # tuple[int, ...] in SwinIRConfig, written as a TOML list
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {value!r}", key)
         inner = get_args(typ)[0]
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {value!r}", key)
         (inner,) = get_args(typ)
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if typ is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {value!r}", key)
         return value
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {value!r}", key)
         return value
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {value!r}", key)
         if not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}", key)
         return float(value)
     if typ is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {value!r}", key)
         return value
     raise ConfigError(f"{where}: unsupported type {typ}")  # pragma: no cover
+
+
+def _did_you_mean(word: str, choices: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _build_section(cls: type, table: Any, name: str) -> Any:
@@ -308,7 +322,9 @@ def _build_section(cls: type, table: Any, name: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(unknown)}")
+        hints = [_did_you_mean(k, known) for k in unknown]
+        listed = ", ".join(k + h for k, h in zip(unknown, hints, strict=True))
+        raise ConfigError(f"unknown key(s) in [{name}]: {listed}", f"{name}.{unknown[0]}")
     values = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in table.items()}
     return cls(**values)
 
@@ -432,8 +448,41 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     try:
         return config_from_dict(raw)
     except ConfigError as exc:
+        blamed = _override_for(exc.key, overrides or [])
+        if blamed is not None:
+            # The field first, as every config error; then the --set it came from, with the syntax.
+            raise ConfigError(f"{exc} (in --set {blamed}{_toml_hint(exc, blamed)})", exc.key) from None
         where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{exc}") from None
+        raise ConfigError(f"{where}{exc}", exc.key) from None
+
+
+def _override_for(key: str | None, overrides: list[str]) -> str | None:
+    """The last ``--set`` that gave ``key`` (``section.key``), if any."""
+    if key is None:
+        return None
+    found = None
+    for text in overrides:
+        name = text.split("=", 1)[0].strip()
+        if ".".join(p.strip() for p in name.split(".")) == key:
+            found = text
+    return found
+
+
+def _toml_hint(exc: ConfigError, override: str) -> str:
+    """How to write the value in TOML, for the type the key expected."""
+    key, value = override.split("=", 1)
+    value = value.strip()
+    text = str(exc)
+    if "expected a list" in text:
+        items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        quoted = ", ".join(v if v[:1] in "\"'" else _toml_value(v) for v in items)
+        example = f"{key.strip()}=[{quoted}]"
+        return f"; values are TOML: a list goes in brackets, strings in quotes: --set '{example}'"
+    if "expected a string" in text:
+        return f"; values are TOML: quote strings, e.g. --set '{key.strip()}=\"{value.strip(chr(34))}\"'"
+    if "expected" in text:
+        return "; values are TOML: numbers bare, true/false in lower case, strings in quotes"
+    return ""
 
 
 def to_toml(cfg: TrainConfig) -> str:

@@ -5,10 +5,9 @@
     >>> arr = up.upscale(np.zeros((64, 64, 3), np.uint16)) # NumPy in, same dtype out
     >>> up.upscale_file("in.jpg", "out.png")
 
-The model runs behind a small *runner* (``Upscaler.runner``) whose ``forward`` maps a CPU float32
-batch (B, C, h, w) in [0, 1] to (B, C, s*h, s*w). The PyTorch runner is the only one today; other
-back ends (ONNX Runtime) and precisions (int8) plug in at :func:`make_runner` without touching the
-tiling, colour handling or file I/O.
+The model runs behind a *runner* (``Upscaler.runner``) from :mod:`swinir.backends` (PyTorch
+fp32/bf16, int8, ONNX Runtime) whose ``forward`` maps a CPU float32 batch (B, C, h, w) in [0, 1] to
+(B, C, s*h, s*w); the tiling, colour handling and file I/O here are the same for all of them.
 
 Colour handling: a gray image on an RGB model is replicated to three channels and the result
 averaged back to gray; an RGB image on a gray model (denoising, JPEG) runs channel by channel.
@@ -19,17 +18,16 @@ keep alpha unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
 
-from .checkpoint import load_model
+from .backends import BACKENDS, DEVICES, PRECISIONS, Runner, known_slower, make_runner, pick_device
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageData,
@@ -41,90 +39,18 @@ from .imageio import (
     write_image,
 )
 from .jpeg_quality import NoiseChoice, choose_noise, jpeg_tables
-from .model import SwinIR
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, count_tiles, run_tiled, validate
+from .memory import GIB, MemoryEstimate, default_budget
+from .tiling import DEFAULT_OVERLAP, TilePlan, fit_overlap, plan_tiles, run_tiled, validate
 from .zoo import ZooError, find_model, noise_levels, resolve_model, with_noise
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ALPHA_MODES: tuple[str, ...] = ("model", "resize")
+# Smallest tile area adaptive tiling uses, whatever the budget.
+MIN_TILE_PIXELS = 128 * 128
+
+# Re-exported: callers choose among these (the web UI, the CLI).
+__all__ = ["ALPHA_MODES", "BACKENDS", "DEVICES", "PRECISIONS", "Runner", "Upscaler", "pick_device"]
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
-
-
-class Runner(Protocol):
-    """What the Upscaler needs from a model back end."""
-
-    scale: int
-    in_chans: int
-    window_size: int
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, h, w) float32 CPU in [0, 1] -> (B, C, s*h, s*w) float32 CPU (not clipped)."""
-        ...
-
-
-class TorchRunner:
-    """Runs a :class:`SwinIR` module on a device in fp32 or bf16."""
-
-    def __init__(self, model: SwinIR, device: torch.device, precision: str) -> None:
-        self.device = device
-        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.model = model.eval().to(device=device, dtype=self.dtype)
-        self.scale = model.config.upscale
-        self.in_chans = model.config.in_chans
-        self.window_size = model.config.window_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.inference_mode():
-            y = self.model(x.to(device=self.device, dtype=self.dtype))
-        return y.to(device="cpu", dtype=torch.float32)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto``: CUDA, then Apple MPS, then CPU; a named device must be available."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps is not None and mps.is_available())
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if mps_ok else torch.device("cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-    if device == "mps" and not mps_ok:
-        raise ValueError("device 'mps' requested but Apple MPS is not available (use --device cpu or auto)")
-    return torch.device(device)
-
-
-def make_runner(
-    weights: Path, device: torch.device, precision: str, img_range: float | None, backend: str = "torch"
-) -> Runner:
-    """Build the back end that runs the model: the single place new back ends plug in."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if (backend == "onnxruntime" or precision == "int8") and device.type != "cpu":
-        raise ValueError(f"{backend} {precision} runs on the CPU only (use --device cpu)")
-    if backend == "onnxruntime":
-        from .onnx_export import OnnxRunner
-
-        if precision == "bf16":
-            raise ValueError("the onnxruntime back end runs fp32 or int8, not bf16")
-        if weights.suffix.lower() == ".onnx":
-            return OnnxRunner.from_file(weights, precision)
-        return OnnxRunner.from_model(load_model(weights, img_range=img_range), precision)
-    if weights.suffix.lower() == ".onnx":
-        raise ValueError(f"{weights}: an ONNX file needs --backend onnxruntime")
-    model = load_model(weights, img_range=img_range)
-    if precision == "int8":
-        from .quantize import quantize_int8
-
-        return TorchRunner(quantize_int8(model, inplace=True), device, "fp32")
-    return TorchRunner(model, device, precision)
 
 
 class Upscaler:
@@ -134,37 +60,45 @@ class Upscaler:
         model: ``"default"`` (the bundled model), a zoo name (see ``swinir.zoo.MODELS``), an official
             file name, or a path to a ``.pth``/``.safetensors`` file.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        tile: tile edge in input pixels; 0 runs whole images at once. The default keeps CPU memory
-            under ~2 GB for any image size.
+        tile: ``"auto"`` (default): the whole image when the estimated memory of that fits
+            ``max_memory``, otherwise the fewest equal tiles that fit (see ``swinir.memory``);
+            a number: the fewest equal tiles of at most that edge in input pixels (rounded down
+            to the model's window); 0: always the whole image.
         tile_overlap: overlap between tiles in input pixels (blended with a raised-cosine ramp).
         precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (CPU: dynamic int8 linear layers).
         img_range: input scaling override (1 or 255); default from the file or the zoo entry.
         batch: tiles per model call (larger is faster on GPUs, uses more memory).
         alpha: ``"model"`` (alpha through the network as gray) or ``"resize"`` (Lanczos).
         backend: ``"torch"`` or ``"onnxruntime"`` (CPU; ``model`` may also be an exported ``.onnx``;
-            weights are exported once into a cache, see ``swinir.onnx_export``).
+            weights are exported once into a cache, see ``swinir.backends.onnxruntime``).
+        max_memory: memory budget of ``tile="auto"`` in bytes (default: 4 GiB, or half the RAM
+            where that is less).
         noise: JPEG noise level for model families that have them (``art``): 0 (clean input),
             1-3 (light to heavy noise removal), or ``"auto"``: per input, from its JPEG
             quantization tables (0 for other formats); see :meth:`choose_noise`.
+
+    An overlap too large for an explicit tile is reduced to a quarter of the tile; ``notes``
+    says so (and names options known to be slower for this model, see ``swinir.backends``).
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] = "default",
         device: str = "auto",
-        tile: int = DEFAULT_TILE,
+        tile: int | str = "auto",
         tile_overlap: int = DEFAULT_OVERLAP,
         precision: str = "fp32",
         img_range: float | None = None,
         batch: int = 1,
         alpha: str = "model",
         backend: str = "torch",
+        max_memory: int | None = None,
         noise: int | str = 0,
     ) -> None:
         if noise != "auto" and noise not in (0, 1, 2, 3):
             raise ValueError(f"noise must be 0, 1, 2, 3 or 'auto', got {noise!r}")
         self.noise = noise
-        self._options = (device, tile, tile_overlap, precision, img_range, batch, alpha, backend)
+        self._options = (device, tile, tile_overlap, precision, img_range, batch, alpha, backend, max_memory)
         self._family: dict[int, Upscaler] = {}
         if noise == "auto" or noise:
             if not noise_levels(os.fspath(model)):
@@ -174,7 +108,13 @@ class Upscaler:
             else:
                 model = with_noise(os.fspath(model), 0 if noise == "auto" else int(noise))
         self.model_name = os.fspath(model)
-        validate(tile, tile_overlap)
+        if tile != "auto" and (isinstance(tile, bool) or not isinstance(tile, int)):
+            raise ValueError(f"tile must be 'auto' or a number of pixels, got {tile!r}")
+        validate(0 if tile == "auto" else int(tile), 0)
+        if tile_overlap < 0:
+            raise ValueError(f"tile overlap must be >= 0, got {tile_overlap}")
+        if max_memory is not None and max_memory <= 0:
+            raise ValueError(f"max_memory must be positive, got {max_memory}")
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         if alpha not in ALPHA_MODES:
@@ -186,11 +126,29 @@ class Upscaler:
         cpu_only = precision == "int8" or backend == "onnxruntime"
         self.device = pick_device("cpu" if cpu_only and device == "auto" else device)
         self.runner: Runner = make_runner(self.weights, self.device, precision, img_range, backend)
-        self.tile = tile
+        self.notes: list[str] = []
+        window = self.runner.window_size
+        if tile != "auto":
+            overlap = fit_overlap(int(tile), tile_overlap, window)
+            if overlap != tile_overlap:
+                self.notes.append(
+                    f"tile {tile} leaves no room for a {tile_overlap}-pixel overlap; "
+                    f"using a {overlap}-pixel overlap"
+                )
+            tile_overlap = overlap
+        self.tile: int | str = tile
         self.tile_overlap = tile_overlap
         self.batch = batch
         self.alpha = alpha
         self.precision = precision
+        self.backend = backend
+        self.max_memory = max_memory if max_memory is not None else default_budget()
+        self.memory = MemoryEstimate.for_model(
+            self.runner.config, _file_size(self.weights), 3, backend, precision
+        )
+        slower = known_slower(self.runner.config, self.device, precision, backend)
+        if slower:
+            self.notes.append(slower)
 
     @property
     def scale(self) -> int:
@@ -227,10 +185,10 @@ class Upscaler:
         if choice.level == 0:
             return self, choice
         if choice.level not in self._family:
-            device, tile, overlap, precision, img_range, batch, alpha, backend = self._options
+            device, tile, overlap, precision, img_range, batch, alpha, backend, budget = self._options
             self._family[choice.level] = Upscaler(
                 with_noise(self.model_name, choice.level), device, tile, overlap, precision,
-                img_range, batch, alpha, backend,
+                img_range, batch, alpha, backend, budget,
             )  # fmt: skip
         return self._family[choice.level], choice
 
@@ -250,10 +208,37 @@ class Upscaler:
         result = member.upscale_data(data, outscale, progress)
         return write_image(out_path, result, format=format, quality=quality)
 
+    def plan(self, data: ImageData) -> TilePlan:
+        """How :meth:`upscale_data` will cut ``data`` (the same for every pass over it)."""
+        height, width = data.height, data.width
+        window = self.runner.window_size
+        if self.tile != "auto":
+            return plan_tiles(height, width, int(self.tile), self.tile_overlap, window)
+        channels = data.channels + (data.alpha is not None)
+        memory = self.memory if channels == 3 else replace_channels(self.memory, channels)
+        if memory.peak(height, width, height * width, whole=True) <= self.max_memory:
+            return plan_tiles(height, width, 0, self.tile_overlap, window)
+        area = memory.max_tile_pixels(height, width, self.max_memory, self.batch)
+        # When the image's own buffers leave (almost) no room, 128-pixel tiles keep the network's
+        # share small without running thousands of tiny, inefficient tiles.
+        area = max(area, MIN_TILE_PIXELS)
+        return plan_tiles(height, width, 0, self.tile_overlap, window, max_tile_pixels=area)
+
+    def describe_tiling(self) -> str:
+        """One line for a run's header: the tile rule and what it means for this model."""
+        if self.tile == 0:
+            return "whole images (--tile 0)"
+        if self.tile != "auto":
+            return f"the fewest equal tiles of at most {self.tile} px a side, overlap {self.tile_overlap}"
+        whole = self.memory.max_whole_pixels(self.max_memory) / 1e6
+        return (
+            f"whole images up to about {whole:.1f} MP, else the fewest tiles within "
+            f"{self.max_memory / GIB:.1f} GiB"
+        )
+
     def count_tiles(self, data: ImageData) -> int:
         """Model calls (tiles) that :meth:`upscale_data` will make for ``data``, for progress bars."""
-        per_pass = count_tiles(data.height, data.width, self.tile, self.tile_overlap, self.runner.window_size)
-        return per_pass * self._passes(data)
+        return self.plan(data).count * self._passes(data)
 
     def upscale_data(
         self,
@@ -264,10 +249,11 @@ class Upscaler:
         """Upscale :class:`ImageData` (pixels and alpha); metadata is carried over."""
         if outscale is not None and outscale <= 0:
             raise ValueError(f"outscale must be positive, got {outscale}")
-        pixels = self._run_color(data.pixels, progress)  # (C, sH, sW)
+        plan = self.plan(data)
+        pixels = self._run_color(data.pixels, plan, progress)  # (C, sH, sW)
         alpha = None
         if data.alpha is not None:
-            alpha = self._run_alpha(data.alpha, progress)
+            alpha = self._run_alpha(data.alpha, plan, progress)
         height, width = data.height, data.width
         if outscale is not None and abs(outscale - self.scale) > 1e-9:
             size = (max(1, round(height * outscale)), max(1, round(width * outscale)))
@@ -287,31 +273,36 @@ class Upscaler:
             passes += 1
         return passes
 
-    def _tiled(self, chw: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _tiled(self, chw: np.ndarray, plan: TilePlan, progress: Callable[[int], None] | None) -> np.ndarray:
         return run_tiled(
             self.runner.forward,
             chw,
             self.scale,
-            self.tile,
+            0,
             self.tile_overlap,
             self.runner.window_size,
             self.batch,
             progress,
+            plan=plan,
         )
 
-    def _run_color(self, pixels: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _run_color(
+        self, pixels: np.ndarray, plan: TilePlan, progress: Callable[[int], None] | None
+    ) -> np.ndarray:
         """(H, W, C) -> (C, sH, sW), matching the model's channels."""
         chw = pixels.transpose(2, 0, 1)
         model_c = self.runner.in_chans
         if chw.shape[0] == model_c:
-            return self._tiled(chw, progress)
+            return self._tiled(chw, plan, progress)
         if model_c == 3:  # gray image, RGB model: replicate, then back to gray
-            out = self._tiled(np.repeat(chw, 3, axis=0), progress)
+            out = self._tiled(np.repeat(chw, 3, axis=0), plan, progress)
             return out.mean(axis=0, keepdims=True)
         # RGB image, gray model: one channel at a time
-        return np.concatenate([self._tiled(chw[c : c + 1], progress) for c in range(chw.shape[0])])
+        return np.concatenate([self._tiled(chw[c : c + 1], plan, progress) for c in range(chw.shape[0])])
 
-    def _run_alpha(self, alpha: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _run_alpha(
+        self, alpha: np.ndarray, plan: TilePlan, progress: Callable[[int], None] | None
+    ) -> np.ndarray:
         """(H, W) -> (sH, sW)."""
         height, width = alpha.shape
         size = (height * self.scale, width * self.scale)
@@ -322,7 +313,25 @@ class Upscaler:
             return alpha.copy()  # denoising/JPEG models: alpha has no noise or blocking to remove
         if self.alpha == "resize":
             return _lanczos(alpha, size)
-        return self._run_color(alpha[:, :, None], progress)[0]
+        return self._run_color(alpha[:, :, None], plan, progress)[0]
+
+
+def replace_channels(memory: MemoryEstimate, channels: int) -> MemoryEstimate:
+    """``memory`` for an image of ``channels`` channels instead of 3 (image buffers scale with it)."""
+    k = channels / 3
+    return dataclasses.replace(
+        memory,
+        input_per_pixel=memory.input_per_pixel * k,
+        output_per_pixel=memory.output_per_pixel * k,
+        accumulator_per_pixel=memory.accumulator_per_pixel * k,
+    )
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _lanczos(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -18,17 +18,13 @@ written atomically, so an interrupted, corrupt or refused download never leaves 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-import http.client
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .atomic import atomic_path
 
@@ -173,14 +169,28 @@ def bundled_path(model: ZooModel = BUNDLED) -> Path:
     return Path(__file__).resolve().parent / "weights" / model.filename
 
 
+def normalize_name(name: str) -> str:
+    """The zoo spelling of a model name: ``lightweight_x2`` and ``Lightweight-X2`` are ``lightweight-x2``."""
+    return name.strip().lower().replace("_", "-")
+
+
 def find_model(name: str) -> ZooModel | None:
-    """A zoo entry by short name, official file name, or file name without ``.pth``."""
-    model = MODELS.get(name)
+    """A zoo entry by short name (``-`` or ``_``, any case), official file name, or file name without
+    ``.pth``."""
+    model = MODELS.get(name) or MODELS.get(normalize_name(name))
     if model is None:
         model = next((m for m in MODELS.values() if name in (m.filename, Path(m.filename).stem)), None)
     if model is not None and model.task == "bundled":
         return _bundled(model)
     return model
+
+
+def suggest(name: str) -> str:
+    """`` (did you mean 'default'?)`` for a near miss of a zoo name, else ``""``."""
+    close = difflib.get_close_matches(normalize_name(name), list(MODELS), n=2, cutoff=0.75)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 def list_models() -> list[ZooModel]:
@@ -219,10 +229,7 @@ def _bundled(model: ZooModel) -> ZooModel:
     if not path.is_file():
         return model
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            config = json.loads((f.metadata() or {}).get("swinir_config", "{}"))
+        config = json.loads(_safetensors_metadata(path).get("swinir_config", "{}"))
         return replace(
             model,
             scale=int(config.get("upscale", model.scale)),
@@ -230,6 +237,18 @@ def _bundled(model: ZooModel) -> ZooModel:
         )
     except Exception:  # an unreadable file is reported when it is loaded, not when it is listed
         return model
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a .safetensors file, read from its JSON header (no torch import:
+    listing models must stay fast)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 0 < size <= 100 << 20:
+            raise ValueError("bad safetensors header")
+        header = json.loads(f.read(size))
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
 
 
 def is_cached(model: ZooModel, cache: Path | None = None) -> bool:
@@ -261,7 +280,8 @@ def resolve_model(
         if local.exists():
             raise ZooError(f"{text}: is a directory, not a weights file")
         raise ZooError(
-            f"{text}: no such file, and not a model name (run `swinir upscale --list-models` for names)"
+            f"{text}: no such file, and not a model name{suggest(text)} "
+            "(run `swinir upscale --list-models` for names)"
         )
     if model.task == "bundled":
         path = bundled_path(model)
@@ -289,6 +309,10 @@ def download(
     timeout: float = 60.0,
 ) -> Path:
     """Fetch ``model`` into ``target`` atomically and verify it; nothing is left behind on failure."""
+    # Imported here: listing models (and every --help) must not pay for the HTTP stack.
+    import http.client
+    import urllib.error
+
     url = model.url(base_url)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +334,10 @@ def download(
 
 def _fetch(url: str, dest: Path, label: str, progress: bool, timeout: float) -> str:
     """Stream ``url`` into ``dest``; return the SHA-256 of what was received."""
+    import urllib.request
+
+    from tqdm import tqdm
+
     request = urllib.request.Request(url, headers={"User-Agent": "swinir"})
     sha = hashlib.sha256()
     received = 0

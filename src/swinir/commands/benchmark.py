@@ -22,11 +22,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model import SwinIRConfig
+if TYPE_CHECKING:
+    from ..model import SwinIRConfig
 
 MODES: tuple[str, ...] = ("forward", "train")
+
+EXAMPLES = """\
+examples:
+  swinir benchmark                                   lightweight x2 preset, 256x256, fp32, torch
+  swinir benchmark --preset seed_x2 --size 64 --batch 8 --mode train
+  swinir benchmark --model default --size 512 --precision int8
+  swinir benchmark --backend onnxruntime             exported graph in ONNX Runtime
+  swinir benchmark --model weights.safetensors --size 512x384
+"""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,11 +173,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
         help="time a model on this machine (inference or a training step)",
-        description=__doc__.split("\n\n", 1)[0],
+        description="Time a SwinIR model on this machine: the median of --repeat runs after one "
+        "warm-up run (whose time is shown as the first-call cost), throughput, the network's "
+        "analytic GFLOP and achieved GFLOP/s, and the peak memory growth.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
-        "--preset", default=None, help="architecture preset, random weights (default lightweight_x2)"
+        "--preset",
+        default=None,
+        help="architecture preset with random weights, e.g. lightweight_x2 (or lightweight-x2) "
+        "(default: lightweight_x2)",
     )
     src.add_argument(
         "--model",
@@ -177,9 +194,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", type=parse_size, default=(256, 256), help="input size N or HxW (default 256)")
     p.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    p.add_argument("--mode", choices=MODES, default="forward", help="forward (inference) or train step")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="forward",
+        help="forward: inference; train: one training step, forward and backward (default: forward)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="fp32, or int8 dynamic linear layers (CPU) (default: fp32)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch, or onnxruntime (CPU, needs swinir[onnx]; exports the model once) (default: torch)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs after the warm-up (default 3)")
     p.set_defaults(run=run)
@@ -259,12 +291,12 @@ def _make_call(model: Any, x: Any, args: argparse.Namespace) -> Callable[[], Any
         return step
     model.eval()
     if args.backend == "onnxruntime":
-        from ..onnx_export import OnnxRunner
+        from ..backends.onnxruntime import OnnxRunner
 
         runner = OnnxRunner.from_model(model, precision=args.precision, threads=torch.get_num_threads())
         return lambda: runner.forward(x)
     if args.precision == "int8":
-        from ..quantize import quantize_int8
+        from ..backends.int8 import quantize_int8
 
         model = quantize_int8(model)
 

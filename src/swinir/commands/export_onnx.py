@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..backends.onnxruntime import OnnxError, check_onnx, export_onnx, quantize_onnx
     from ..checkpoint import CheckpointError, load_model
-    from ..onnx_export import OnnxError, check_onnx, export_onnx, quantize_onnx
     from ..zoo import ZooError, resolve_model
 
     if args.output.suffix.lower() != ".onnx":

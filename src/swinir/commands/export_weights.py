@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
     import torch
 
@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     src, out = Path(args.checkpoint), Path(args.output)
     if out.suffix != ".safetensors":
         print(f"swinir export-weights: {out}: the output must end in .safetensors", file=sys.stderr)
+        return 2
+    if not src.exists():
+        print(f"swinir export-weights: {src}: no such file{_run_hint(src)}", file=sys.stderr)
         return 2
     try:
         read_checkpoint(src)  # validates the file (exists, safe to load, holds SwinIR tensors)
@@ -65,3 +68,15 @@ def run(args: argparse.Namespace) -> int:
         f"{out}: SwinIR x{model.config.upscale}, {n / 1e6:.3f}M parameters ({meta.get('weights', 'weights')})"
     )
     return 0
+
+
+def _run_hint(missing: Path) -> str:
+    """Where a training run's weights are, when ``missing`` points into a run folder."""
+    run_dir = missing.parent
+    steps = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    if not steps:
+        return ""
+    why = ""
+    if missing.name == "best.pt":
+        why = "; best.pt is written only by runs that validate ([validation] hr_dir)"
+    return f"{why}; this run's latest checkpoint is {steps[-1]} (export that one)"

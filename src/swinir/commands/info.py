@@ -14,7 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Load a SwinIR checkpoint (official .pth or .safetensors) and print the "
         "hyperparameters read from its tensor shapes.",
     )
-    p.add_argument("checkpoint", help="path to a .pth/.pt/.safetensors file")
+    p.add_argument(
+        "checkpoint",
+        help="a .pth/.pt/.safetensors file, 'default' (the bundled model) or a zoo name "
+        "(see `swinir upscale --list-models`)",
+    )
     p.add_argument("--img-range", type=float, default=None, help="override the input scaling (1 or 255)")
     p.add_argument("--json", action="store_true", help="print the config as JSON")
     p.set_defaults(run=run)

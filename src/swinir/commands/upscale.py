@@ -8,6 +8,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .. import ranks as ranks_mod
+    from ..upscaler import Upscaler
 
 EXAMPLES = """\
 examples:
@@ -19,6 +24,18 @@ examples:
   swinir upscale page.jpg -o out/ --model art --noise auto   anime/illustration, JPEG noise removed
   swinir upscale in/ -o out/ --model path/to/001_classicalSR_DF2K_s64w8_SwinIR-M_x2.pth --tile 192
   swinir upscale --list-models                         names accepted by --model
+  torchrun --nproc_per_node=2 -m swinir upscale in/ -o out/   shared among 2 processes
+
+Tiles: by default (--tile auto) an image runs whole when the estimated memory of that fits
+--max-memory, else in the fewest equal tiles that fit. The estimate per input pixel is about
+4 x embed_dim floats of feature maps for the network (more for wide upsamplers), plus 30%, plus
+the image's own buffers (input, float output, encoded copy), plus twice the weights; for the bundled model
+(embed_dim 32) that is about 0.8 KB per pixel: images up to about 5.1 megapixels run whole in
+4 GiB. The run's first line shows the rule for the chosen model, each file line its tile plan.
+
+Several processes: launched by torchrun (one per GPU, or several on a CPU), the inputs are shared
+among the processes, each file done by exactly one, with the same outputs as a single process;
+the summary is printed by the first process.
 
 Outputs keep the input's mode (gray stays gray), alpha channel, 16-bit depth (PNG/TIFF) and ICC
 profile; EXIF orientation is applied. Files are written atomically. A file that cannot be read is
@@ -30,9 +47,36 @@ FORMATS = ("same", "png", "jpg", "webp", "tiff", "bmp")
 _EXT = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tiff", "bmp": ".bmp"}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..tiling import DEFAULT_OVERLAP, DEFAULT_TILE
+# Must match swinir.tiling.DEFAULT_OVERLAP (not imported here: it would load NumPy and torch
+# before --help; tests/test_cli_upscale.py checks that they agree).
+DEFAULT_OVERLAP = 32
 
+
+def tile_arg(text: str) -> int | str:
+    """``--tile``: ``auto`` or a number of pixels >= 0."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto', 0 (whole image) or positive, got {value}")
+    return value
+
+
+def gib_arg(text: str) -> float:
+    """``--max-memory``: a positive number of GiB."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB, e.g. 4 or 1.5, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upscale",
         help="upscale or restore images and folders",
@@ -98,19 +142,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--tile",
-        type=int,
-        default=DEFAULT_TILE,
-        metavar="N",
-        help="tile edge in input pixels, rounded to the model window; 0 = whole image at once "
-        "(fastest, most memory) (default: %(default)s: model memory stays bounded; a 2048x2048 "
-        "x2 run peaks under 1 GB on CPU)",
+        type=tile_arg,
+        default="auto",
+        metavar="auto|N",
+        help="auto: the whole image when its estimated memory fits --max-memory, else the fewest "
+        "equal tiles that do (see below); N: the fewest equal tiles of at most N input pixels a "
+        "side, rounded down to the model window; 0: always the whole image (default: auto)",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=gib_arg,
+        default=None,
+        metavar="GIB",
+        help="memory budget of --tile auto, in GiB (default: 4, or half the RAM if less)",
     )
     p.add_argument(
         "--tile-overlap",
         type=int,
         default=DEFAULT_OVERLAP,
         metavar="N",
-        help="overlap between tiles in input pixels, feathered so no seam shows (default: %(default)s)",
+        help="overlap between tiles in input pixels, feathered so no seam shows; reduced to a "
+        "quarter of an explicit --tile that is too small for it (default: %(default)s)",
     )
     p.add_argument("--batch", type=int, default=1, metavar="N", help="tiles per model call (default: 1)")
     p.add_argument(
@@ -160,12 +212,19 @@ class Job:
     dst: Path
 
 
-def plan_jobs(
-    inputs: list[str], output: str | None, recursive: bool, fmt: str, suffix: str
-) -> tuple[list[Job], list[tuple[Path, str]]]:
+@dataclass
+class Plan:
+    """What a run will do: jobs, inputs already known to fail, and notes for the user."""
+
+    jobs: list[Job]
+    failures: list[tuple[Path, str]]
+    notes: list[str]
+
+
+def plan_jobs(inputs: list[str], output: str | None, recursive: bool, fmt: str, suffix: str) -> Plan:
     """Pair every input image with its output path; problems found now are returned as failures."""
     from ..imageio import FORMAT_BY_SUFFIX, IMAGE_SUFFIXES
-    from ..paths import file_problem
+    from ..paths import file_problem, printable
 
     def out_name(src: Path) -> str:
         ext = src.suffix.lower() if fmt == "same" else _EXT[fmt]
@@ -183,10 +242,17 @@ def plan_jobs(
     )
     jobs: list[Job] = []
     failures: list[tuple[Path, str]] = []
+    notes: list[str] = []
     for text in inputs:
         src = Path(text)
         if src.is_dir():
-            files = _folder_images(src, recursive, IMAGE_SUFFIXES, failures)
+            files, skipped_dirs = _folder_images(src, recursive, IMAGE_SUFFIXES, failures)
+            skipped_dirs = [d for d in skipped_dirs if not (out and _inside(d, out))]
+            if skipped_dirs:
+                notes.append(
+                    f"{printable(src)}: {len(skipped_dirs)} subfolder(s) not searched "
+                    "(add --recursive to include them)"
+                )
             root = out or src
             for f in files:
                 if out is not None and _inside(f, out) and out.resolve() != src.resolve():
@@ -211,13 +277,14 @@ def plan_jobs(
         else:
             seen[key] = job.src
             kept.append(job)
-    return kept, failures
+    return Plan(kept, failures, notes)
 
 
 def _folder_images(
     src: Path, recursive: bool, suffixes: frozenset[str], failures: list[tuple[Path, str]]
-) -> list[Path]:
-    """Image files in ``src`` (and below with ``recursive``), sorted; hidden names skipped.
+) -> tuple[list[Path], list[Path]]:
+    """Image files in ``src`` (and below with ``recursive``), sorted, hidden names skipped; and,
+    without ``recursive``, the subfolders left out (so that the run can say so).
 
     A folder that cannot be listed and an image-named entry that is not a readable regular file
     (a FIFO, a link to a device, a dangling link) are failures, so nothing is left out silently.
@@ -228,6 +295,7 @@ def _folder_images(
         failures.append((Path(err.filename or src), f"cannot read the folder ({_strerror(err)})"))
 
     found: list[Path] = []
+    left_out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(src, onerror=unreadable):
         dirnames.sort()
         for name in filenames:
@@ -240,8 +308,9 @@ def _folder_images(
             else:
                 failures.append((path, problem))
         if not recursive:
+            left_out = [Path(dirpath, d) for d in dirnames if not d.startswith(".")]
             break
-    return sorted(found)
+    return sorted(found), left_out
 
 
 def _strerror(err: OSError) -> str:
@@ -262,9 +331,70 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
+def _say(text: str) -> None:
+    print(f"swinir upscale: {text}", file=sys.stderr)
+
+
+def _check_options(args: argparse.Namespace) -> str | None:
+    """The first problem with the options that needs no model, or None."""
+    if not args.inputs:
+        return "no INPUT given (see swinir upscale --help)"
+    if args.outscale is not None and args.outscale <= 0:
+        return f"--outscale must be positive, got {args.outscale}"
+    if not 1 <= args.quality <= 100:
+        return f"--quality must be 1-100, got {args.quality}"
+    if args.batch < 1:
+        return f"--batch must be at least 1, got {args.batch}"
+    if args.tile_overlap < 0:
+        return f"--tile-overlap must be >= 0, got {args.tile_overlap}"
+    several = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    if several and args.output and not Path(args.output).is_dir() and _looks_like_image(args.output):
+        return f"-o {args.output} is a file name, but there are several inputs; give a folder"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..paths import printable
+
+    if args.list_models:
+        from ..zoo import describe_models
+
+        print(describe_models())
+        return 0
+    problem = _check_options(args)
+    if problem:
+        _say(problem)
+        return 2
+    # Inputs are checked before the model loads: a typo answers at once. (The real suffix needs
+    # the model's scale; a stand-in finds the same files.)
+    scan = plan_jobs(args.inputs, args.output, args.recursive, args.format, args.suffix or "_x")
+    missing = [(src, reason) for src, reason in scan.failures if reason == "no such file or folder"]
+    for src, reason in missing:
+        _say(f"{printable(src)}: {reason}")
+    if not scan.jobs:
+        for src, reason in scan.failures:
+            if reason != "no such file or folder":
+                _say(f"{printable(src)}: {reason}")
+        if not scan.failures:
+            _say("no images found in the given input(s)")
+        for note in scan.notes:
+            _say(note)
+        return 1
+
+    from .. import ranks as ranks_mod
+
+    ranks = ranks_mod.from_environment()
+    ranks_mod.start(ranks)
+    try:
+        return _run(args, scan, ranks)
+    finally:
+        ranks_mod.stop(ranks)
+
+
+def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
     from tqdm import tqdm
 
+    from .. import ranks as ranks_mod
     from ..atomic import WriteError, remove_stale_temps
     from ..checkpoint import CheckpointError
     from ..imageio import (
@@ -278,68 +408,62 @@ def run(args: argparse.Namespace) -> int:
     from ..jpeg_quality import jpeg_tables
     from ..paths import printable
     from ..upscaler import Upscaler
-    from ..zoo import ZooError, describe_models
+    from ..zoo import ZooError
 
-    if args.list_models:
-        print(describe_models())
-        return 0
-    if not args.inputs:
-        print("swinir upscale: no INPUT given (see swinir upscale --help)", file=sys.stderr)
+    quiet_here = args.quiet or not ranks.main
+    upscaler = None
+    error = None
+    # The first process resolves the model first (a download or an ONNX export happens once).
+    for turn in ("first", "others"):
+        if (turn == "first") == ranks.main:
+            try:
+                upscaler = Upscaler(
+                    args.model,
+                    device=_device(args.device, ranks),
+                    tile=args.tile,
+                    tile_overlap=args.tile_overlap,
+                    precision=args.precision,
+                    img_range=args.img_range,
+                    batch=args.batch,
+                    alpha=args.alpha,
+                    backend=args.backend,
+                    max_memory=_budget(args.max_memory, ranks),
+                    noise=args.noise if args.noise == "auto" else int(args.noise),
+                )
+            except (ZooError, CheckpointError, ValueError) as exc:
+                error = str(exc)
+        ranks_mod.barrier(ranks)
+    errors = [e for e in ranks_mod.all_gather(error, ranks) if e]
+    if errors or upscaler is None:
+        if ranks.main:
+            _say(errors[0] if errors else "the model could not be loaded")
         return 2
-    if args.outscale is not None and args.outscale <= 0:
-        print(f"swinir upscale: --outscale must be positive, got {args.outscale}", file=sys.stderr)
-        return 2
-    if not 1 <= args.quality <= 100:
-        print(f"swinir upscale: --quality must be 1-100, got {args.quality}", file=sys.stderr)
-        return 2
-    several = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
-    if several and args.output and not Path(args.output).is_dir() and _looks_like_image(args.output):
-        print(
-            f"swinir upscale: -o {args.output} is a file name, but there are several inputs; give a folder",
-            file=sys.stderr,
-        )
-        return 2
-    bars_off = True if args.quiet else None  # None: tqdm shows bars only on a terminal
-    try:
-        upscaler = Upscaler(
-            args.model,
-            device=args.device,
-            tile=args.tile,
-            tile_overlap=args.tile_overlap,
-            precision=args.precision,
-            img_range=args.img_range,
-            batch=args.batch,
-            alpha=args.alpha,
-            backend=args.backend,
-            noise=args.noise if args.noise == "auto" else int(args.noise),
-        )
-    except (ZooError, CheckpointError, ValueError) as exc:
-        print(f"swinir upscale: {exc}", file=sys.stderr)
-        return 2
+
     factor = args.outscale if args.outscale is not None else upscaler.scale
     suffix = args.suffix if args.suffix is not None else (f"_x{factor:g}" if factor != 1 else "_out")
-    jobs, failures = plan_jobs(args.inputs, args.output, args.recursive, args.format, suffix)
-    for src, reason in failures:
-        print(f"swinir upscale: {printable(src)}: {reason}", file=sys.stderr)
-    for folder in sorted({job.dst.parent for job in jobs}):
-        removed = remove_stale_temps(folder)
-        if removed and not args.quiet:
-            print(
-                f"swinir upscale: removed {len(removed)} temporary file(s) an interrupted run left in "
-                f"{printable(folder)}",
-                file=sys.stderr,
-            )
-    if not jobs and not failures:
-        print("swinir upscale: no images found in the given folders", file=sys.stderr)
-        return 1
+    plan = plan_jobs(args.inputs, args.output, args.recursive, args.format, suffix)
+    failures = list(plan.failures) if ranks.main else []
+    if ranks.main:
+        for src, reason in plan.failures:
+            if reason != "no such file or folder":  # those were reported already
+                _say(f"{printable(src)}: {reason}")
+        # Before any process writes: a temp file found now is an interrupted run's, not ours.
+        for folder in sorted({job.dst.parent for job in plan.jobs}):
+            removed = remove_stale_temps(folder)
+            if removed and not args.quiet:
+                _say(
+                    f"removed {len(removed)} temporary file(s) an interrupted run left in {printable(folder)}"
+                )
+    ranks_mod.barrier(ranks)
+    jobs = ranks_mod.share(plan.jobs, ranks, cost=_file_cost)
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
-    if not args.quiet:
-        print(
-            f"model {upscaler.weights.name} (x{upscaler.scale}) on {upscaler.device}, "
-            f"tile {args.tile or 'off'}, {len(jobs)} image(s)",
-            file=sys.stderr,
-        )
+    tag = f"[{ranks.rank}] " if ranks.several else ""
+    if not quiet_here:
+        _say(_header(upscaler, args, len(plan.jobs), ranks))
+        for note in [*plan.notes, *upscaler.notes]:
+            _say(note)
 
+    bars_off = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     written = skipped = 0
     files_bar = tqdm(jobs, desc="images", unit="img", disable=True if len(jobs) < 2 else bars_off)
     for index, job in enumerate(files_bar):
@@ -349,16 +473,23 @@ def run(args: argparse.Namespace) -> int:
                 skipped += 1
                 continue
             tqdm.write(
-                f"swinir upscale: {printable(job.dst)} exists but is {problem}; making it again",
+                f"swinir upscale: {tag}{printable(job.dst)} exists but is {problem}; making it again",
                 file=sys.stderr,
             )
         start = time.perf_counter()
         try:
             data = read_image(job.src, max_pixels=max_pixels)
+            if data.frames > 1 and not args.quiet:
+                tqdm.write(
+                    f"swinir upscale: {tag}{printable(job.src)}: has {data.frames} frames "
+                    "(animated or multi-page); only the first is upscaled",
+                    file=sys.stderr,
+                )
             member, choice = upscaler.choose_noise(jpeg_tables(job.src))
             if args.noise == "auto" and not args.quiet:
-                note = f"{printable(job.src)}: noise level {choice.level} ({choice.reason})"
+                note = f"{tag}{printable(job.src)}: noise level {choice.level} ({choice.reason})"
                 tqdm.write(note, file=sys.stderr)
+            tiles = member.plan(data)
             total = member.count_tiles(data)
             with tqdm(
                 total=total,
@@ -371,17 +502,17 @@ def run(args: argparse.Namespace) -> int:
             write_image(job.dst, result, quality=args.quality)
         except (ImageReadError, ImageWriteError) as exc:
             failures.append((job.src, _reason(exc, job.src)))
-            tqdm.write(f"swinir upscale: {exc}", file=sys.stderr)
+            tqdm.write(f"swinir upscale: {tag}{exc}", file=sys.stderr)
             continue
         except WriteError as exc:
             failures.append((job.src, f"cannot write {printable(job.dst)}: {exc.reason}"))
-            tqdm.write(f"swinir upscale: {exc}", file=sys.stderr)
+            tqdm.write(f"swinir upscale: {tag}{exc}", file=sys.stderr)
             if exc.disk_full:
                 # Every later write would fail the same way: stop rather than compute them all.
                 not_done = jobs[index + 1 :]
                 failures.extend((j.src, "not processed: the disk is full") for j in not_done)
                 tqdm.write(
-                    f"swinir upscale: stopping: no space left on device; {len(not_done)} image(s) "
+                    f"swinir upscale: {tag}stopping: no space left on device; {len(not_done)} image(s) "
                     "not processed (free some space, then rerun with --skip-existing)",
                     file=sys.stderr,
                 )
@@ -390,33 +521,82 @@ def run(args: argparse.Namespace) -> int:
         except (MemoryError, RuntimeError, OSError, ValueError) as exc:
             reason = _reason(exc, job.src)
             if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-                reason = "out of memory (try a smaller --tile, or --precision bf16)"
+                reason = "out of memory (try --max-memory with less, a smaller --tile, or --precision bf16)"
             failures.append((job.src, reason))
-            tqdm.write(f"swinir upscale: {printable(job.src)}: {reason}", file=sys.stderr)
+            tqdm.write(f"swinir upscale: {tag}{printable(job.src)}: {reason}", file=sys.stderr)
             continue
         written += 1
         if not args.quiet:
             seconds = time.perf_counter() - start
             tqdm.write(
-                f"{printable(job.src)} -> {printable(job.dst)} ({data.width}x{data.height} -> "
-                f"{result.width}x{result.height}, {seconds:.1f} s)"
+                f"{tag}{printable(job.src)} -> {printable(job.dst)} ({data.width}x{data.height} -> "
+                f"{result.width}x{result.height}, {tiles.describe()}, {seconds:.1f} s)"
             )
     files_bar.close()
 
-    if not args.quiet or failures:
-        summary = f"{written} written, {skipped} skipped, {len(failures)} failed"
-        print(f"swinir upscale: {summary}", file=sys.stderr)
-        for src, reason in failures:
-            print(f"  {printable(src)}: {reason}", file=sys.stderr)
-    return 1 if failures else 0
+    results = ranks_mod.all_gather((written, skipped, [(str(p), r) for p, r in failures]), ranks)
+    written = sum(r[0] for r in results)
+    skipped = sum(r[1] for r in results)
+    failed = sum(len(r[2]) for r in results)
+    if ranks.main and (not args.quiet or failed):
+        # Each failure was reported when it happened; the summary counts them.
+        summary = f"{written} written, {skipped} skipped, {failed} failed"
+        if failed:
+            summary += " (reasons above)"
+        if ranks.several:
+            summary += f" ({ranks.world} processes)"
+        _say(summary)
+    return 1 if failed else 0
+
+
+def _budget(gib: float | None, ranks: ranks_mod.Ranks) -> int | None:
+    """--max-memory in bytes; by default, processes on one machine split the default budget."""
+    from ..memory import GIB, default_budget
+
+    if gib is not None:
+        return int(gib * GIB)
+    if not ranks.several:
+        return None
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return default_budget() // local
+
+
+def _device(device: str, ranks: ranks_mod.Ranks) -> str:
+    """Under torchrun, each process on its own GPU (``cuda:LOCAL_RANK``) when CUDA is in use."""
+    if not ranks.several or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return f"cuda:{ranks.local_rank % torch.cuda.device_count()}"
+    return device
+
+
+def _file_cost(job: Job) -> float:
+    try:
+        return float(job.src.stat().st_size)
+    except OSError:
+        return 0.0
+
+
+def _header(upscaler: Upscaler, args: argparse.Namespace, count: int, ranks: ranks_mod.Ranks) -> str:
+    model = args.model if not Path(args.model).is_file() else upscaler.weights.name
+    params = getattr(upscaler.runner, "params", None)
+    size = f", {params / 1e6:.2f}M parameters" if params else ""
+    where = str(upscaler.device)
+    if ranks.several:
+        where += f", {ranks.world} processes"
+    return (
+        f"model {model} (x{upscaler.scale}{size}) on {where}, {upscaler.precision}, "
+        f"{upscaler.backend} back end; tiles: {upscaler.describe_tiling()}; {count} image(s)"
+    )
 
 
 def _reason(exc: BaseException, src: Path) -> str:
     """The reason part of an error message, without a leading 'path: '."""
-    from ..paths import printable
-
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    for prefix in (f"{printable(src)}: ", f"{src}: "):
-        if text.startswith(prefix):
-            return text[len(prefix) :]
-    return text
+    prefix = f"{src}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -1,16 +1,20 @@
-"""int8 inference: dynamic quantization of the linear layers (``--precision int8``).
+"""The int8 back end: dynamic quantization of the linear layers (``--precision int8``).
 
 Weights of every ``nn.Linear`` (qkv, proj, fc1, fc2: most of a Swin block's arithmetic) are stored
 as int8 with one scale per output channel; activations are quantized on the fly per call with a
 scale from their range, so no calibration data is needed. Convolutions, attention products,
 normalisation and softmax stay in fp32. Runs on CPU (fbgemm/x86 kernels).
 
+    >>> from swinir.backends.int8 import quantize_int8
     >>> q = quantize_int8(swinir.load_model("model.safetensors"))
     >>> with torch.inference_mode():
     ...     y = q(x)
 
-The measured speed and the PSNR cost are in ``benchmarks/RESULTS.md``. The ONNX Runtime back end
-has its own int8 form (:func:`swinir.onnx_export.quantize_onnx`).
+The quantized module runs in :class:`~swinir.backends.torch_runner.TorchRunner` like any other.
+The measured speed and the PSNR cost are in ``benchmarks/RESULTS.md``: on thin models (the bundled
+``default``, lightweight) int8 is slower than fp32 on CPUs without VNNI, because the per-call
+activation quantization costs more than the smaller GEMMs save. The ONNX Runtime back end has its
+own int8 form (:func:`swinir.backends.onnxruntime.quantize_onnx`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import warnings
 import torch
 from torch import nn
 
-from .model import SwinIR
+from ..model import SwinIR
 
 
 def quantize_int8(model: SwinIR, inplace: bool = False) -> SwinIR:

@@ -1,4 +1,4 @@
-"""ONNX export with dynamic batch, height and width, and an ONNX Runtime back end.
+"""The ONNX Runtime back end, and ONNX export with dynamic batch, height and width.
 
     swinir export-onnx model.safetensors model.onnx          # checks ONNX Runtime against PyTorch
     swinir upscale photo.png --backend onnxruntime --model model.onnx
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .atomic import atomic_path
-from .model import SwinIR, SwinIRConfig, pad_to_window
+from ..atomic import atomic_path
+from ..model import SwinIR, SwinIRConfig
+from ..windows import pad_to_window
 
 # Bump when the exported graph (or the int8 recipe) changes, so that cached files are redone.
 GRAPH_VERSION = "1"
