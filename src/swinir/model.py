@@ -30,6 +30,12 @@ from .cpu_parallel import CHUNK_POOL, Keep, current_generator, run_batch, run_bl
 from .windows import MASK_VALUE, pad_to_window, relative_position_index, shift_regions
 
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
+# How graph mode writes window attention (see SwinIR.set_graph_mode): "fused" keeps the single q/k/v
+# projection and a 5-D view around the shift mask (what ONNX Runtime runs best); "plain4d" splits
+# q, k and v into three projections and keeps every tensor 4-D, the pattern OpenVINO's CPU plugin
+# fuses into its multi-head-attention kernels. Same weights, same function.
+GraphAttention = Literal["fused", "plain4d"]
+GRAPH_ATTENTIONS: tuple[str, ...] = ("fused", "plain4d")
 ResiConnection = Literal["1conv", "3conv"]
 
 UPSAMPLERS: tuple[str, ...] = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
@@ -297,6 +303,33 @@ class WindowAttention(nn.Module):
         out = torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(t, c)
         return self.proj(out)
 
+    def forward_graph_4d(self, x: Tensor, bias: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``forward_graph`` with every tensor 4-D (eval only), the form OpenVINO fuses.
+
+        q, k and v come from the three row blocks of the ``qkv`` weight as separate projections,
+        each viewed to (nb, h, N, d) by one transpose; the bias and the mask are added one after
+        the other (a combined (nW, h, N, N) table would cost gigabytes at large sizes).
+
+        Args:
+            x: (T, C) tokens grouped by window (all images), T a multiple of N.
+            bias: (1, h, N, N) relative-position bias.
+            mask: optional (nb, 1, N, N) shifted-window mask, one per window of every image.
+        """
+        t, c = x.shape
+        n = self.window_size * self.window_size
+        h, d = self.num_heads, self.head_dim
+        nb = t // n
+        weights = self.qkv.weight.chunk(3)
+        biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None, None, None)
+        q, k, v = (
+            F.linear(x, w, b).view(nb, n, h, d).transpose(1, 2) for w, b in zip(weights, biases, strict=True)
+        )
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale + bias
+        if mask is not None:
+            scores = scores + mask
+        out = torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(t, c)
+        return self.proj(out)
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
 
@@ -328,6 +361,7 @@ class SwinTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.graph_mode = False  # see SwinIR.set_graph_mode
+        self.graph_attention: GraphAttention = "fused"
 
     def forward(self, x: Tensor, x_size: tuple[int, int], recompute: bool = False) -> Tensor:
         """(B, L, C) -> (B, L, C) for an image of ``x_size`` = (H, W) with H, W multiples of ws.
@@ -379,7 +413,12 @@ class SwinTransformerBlock(nn.Module):
             labels = (rows[:, None] * 3 + cols[None, :]).view(nh, ws, nw, ws).permute(0, 2, 1, 3)
             labels = labels.reshape(nh * nw, 1, n)
             mask = ((labels.transpose(1, 2) != labels).to(x.dtype) * MASK_VALUE).unsqueeze(1)
-        y = self.attn.forward_graph(y, self.attn.relative_position_bias().unsqueeze(0), mask)
+        rel_bias = self.attn.relative_position_bias().unsqueeze(0)
+        if self.graph_attention == "plain4d":
+            windows = mask if mask is None or b == 1 else mask.repeat(b, 1, 1, 1)
+            y = self.attn.forward_graph_4d(y, rel_bias, windows)
+        else:
+            y = self.attn.forward_graph(y, rel_bias, mask)
         y = y.view(b, nh, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
         if shift:
             y = torch.roll(y, (shift, shift), (1, 2))
@@ -633,12 +672,19 @@ class SwinIR(nn.Module):
             x = layer(x, x_size)
         return tokens_to_image(self.norm(x), x_size)
 
-    def set_graph_mode(self, enable: bool = True) -> None:
+    def set_graph_mode(self, enable: bool = True, attention: GraphAttention = "fused") -> None:
         """Run Swin blocks as whole-tensor graphs (no chunks, threads or Python-side tables), the
-        form that ``torch.export``/ONNX can capture with dynamic height and width."""
+        form that ``torch.export``/ONNX can capture with dynamic height and width.
+
+        ``attention`` picks how window attention is written (see ``GraphAttention``): ``fused``
+        for ONNX Runtime, ``plain4d`` for OpenVINO. Both compute the same function.
+        """
+        if attention not in GRAPH_ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(GRAPH_ATTENTIONS)}, got {attention!r}")
         for layer in self.layers:
             for blk in layer.residual_group.blocks:
                 blk.graph_mode = enable
+                blk.graph_attention = attention
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> (B, C, s*H, s*W).
