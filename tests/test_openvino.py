@@ -142,3 +142,15 @@ def test_options_it_cannot_run_are_refused(model: str, capsys: pytest.CaptureFix
     code = main(["upscale", str(img), "--model", model, "--backend", "openvino", "--precision", "bf16"])
     assert code == 2
     assert "openvino back end runs fp32 only, not bf16" in capsys.readouterr().err
+
+
+def test_torch_on_cpu_names_the_faster_back_end(model: str) -> None:
+    from swinir import backends
+
+    cfg = swinir.load_model(model).config
+    cpu = torch.device("cpu")
+    note = backends.known_faster(cfg, cpu, "fp32", "torch") or ""
+    assert "--backend openvino" in note and "conversion" in note
+    assert backends.known_faster(cfg, cpu, "fp32", "openvino") is None
+    assert backends.known_faster(cfg, cpu, "int8", "torch") is None
+    assert note in swinir.Upscaler(model, device="cpu").notes
