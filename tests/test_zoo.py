@@ -144,8 +144,8 @@ def test_paths_names_and_the_bundled_model(tmp_path: Path, monkeypatch: pytest.M
         resolve_model(tmp_path)
 
     missing = tmp_path / "weights" / zoo.BUNDLED_FILE
-    monkeypatch.setattr(zoo, "bundled_path", lambda: missing)
-    with pytest.raises(ZooError, match=r"bundled default model .* is not built yet"):
+    monkeypatch.setattr(zoo, "bundled_path", lambda model=None: missing)
+    with pytest.raises(ZooError, match=r"bundled model 'default' .* is not built yet"):
         resolve_model("default")
     missing.parent.mkdir()
     missing.write_bytes(b"weights")
@@ -155,7 +155,7 @@ def test_paths_names_and_the_bundled_model(tmp_path: Path, monkeypatch: pytest.M
 def test_every_official_checkpoint_has_a_name() -> None:
     names = {m.filename: m for m in MODELS.values()}
     assert len(names) == len(MODELS)  # one name per file
-    assert len(MODELS) == 32  # 31 official files + the bundled model
+    assert len(MODELS) == 36  # 31 official files + the bundled model + the 4 art models
     assert all(m.url().startswith(zoo.RELEASE_URL + "/") for m in MODELS.values())
     for m in MODELS.values():
         assert m.img_range == (255.0 if m.task.endswith("jpeg") else 1.0)

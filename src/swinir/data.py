@@ -16,6 +16,12 @@ Layout and terms:
 - Everything random about patch ``c`` of lane ``l`` (image, position, flips, degradation) comes from
   a generator seeded by ``(seed, l, c)``, so the stream can be restarted at any step exactly:
   resuming needs only the step number.
+- **Mixed sources** (``train_weights``, ``generator_weight``): each folder is a source of its own and
+  the procedural art generator (:mod:`swinir.artgen`) is one more. A lane's image sequence is cut
+  into blocks of :data:`MIX_BLOCK` slots; each block gives every source a fixed quota of slots
+  (its weight, rounded), shuffled by ``(seed, lane, block)``, and each source walks its own epochs.
+  Slot ``i`` therefore maps to an image in O(1), and the window, memory bound and exact resume work
+  as for a single source. Generated images are named ``artgen:<size>:<seed>`` and drawn on load.
 
 Batches are (B, C, p, p) LR and (B, C, s*p, s*p) HR float tensors in [0, 1].
 """
@@ -36,13 +42,18 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .degradations import Degradation, modcrop
+from .artgen import generate as generate_art
+from .degradations import Degradation, jpeg_compress, modcrop
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
 # Tags that keep the seeded generators for different purposes independent.
 _TAG_ORDER = 0
 _TAG_PATCH = 1
+_TAG_MIX = 2
+
+MIX_BLOCK = 64  # slots per mixing block: quotas are weights rounded to 1/64
+GENERATOR_PREFIX = "artgen:"
 
 
 class DataError(ValueError):
@@ -147,13 +158,124 @@ def split_lanes(shards: list[list[ImageRecord]], lanes: int) -> list[list[list[I
     return out
 
 
+def split_sources(sources: list[list[list[ImageRecord]]], lanes: int) -> list[list[list[list[ImageRecord]]]]:
+    """Deal every source's shards to lanes: ``out[lane][k]`` is source ``k``'s shards in that lane.
+
+    A source with fewer images than lanes is given whole to every lane (it is sampled by weight,
+    not by size, so repeating it across lanes changes nothing but the order).
+    """
+    out: list[list[list[list[ImageRecord]]]] = [[] for _ in range(lanes)]
+    for shards in sources:
+        per_lane = split_lanes(shards, lanes) if sum(len(s) for s in shards) >= lanes else [shards] * lanes
+        for lane in range(lanes):
+            out[lane].append(per_lane[lane])
+    return out
+
+
+def mix_quotas(weights: Sequence[float], block: int = MIX_BLOCK) -> list[int]:
+    """Slots per block for each weight (largest remainder; every positive weight gets >= 1 slot)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if len(w) == 0 or np.any(w < 0) or w.sum() <= 0:
+        raise DataError("data.train_weights and data.generator_weight must be >= 0 and not all 0")
+    if int((w > 0).sum()) > block:
+        raise DataError(f"at most {block} weighted sources")
+    raw = w / w.sum() * block
+    quota = np.floor(raw).astype(int)
+    quota[(w > 0) & (quota == 0)] = 1
+    while quota.sum() > block:  # the minimum of 1 may overshoot: take from the largest
+        quota[int(np.argmax(quota))] -= 1
+    rest = raw - np.floor(raw)
+    for i in np.argsort(-rest, kind="stable"):
+        if quota.sum() >= block:
+            break
+        if w[i] > 0:
+            quota[i] += 1
+    return [int(q) for q in quota]
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """Weighted sources: ``lane_sources[lane][k]`` are source ``k``'s shards in that lane;
+    ``quotas[k]`` its slots per block; a last extra quota is the generator's (0 = no generator)."""
+
+    lane_sources: list[list[list[list[ImageRecord]]]]
+    quotas: list[int]
+    generator_size: int = 256
+
+
+class _MixedSequence:
+    """Slot index -> image for one lane of a :class:`MixSpec` (see the module docstring)."""
+
+    def __init__(self, mix: MixSpec, lane: int, seed: int) -> None:
+        self.sources = mix.lane_sources[lane]
+        self.quotas = mix.quotas
+        self.gen_size = mix.generator_size
+        self.lane, self.seed = lane, seed
+        self.sizes = [sum(len(s) for s in shards) for shards in self.sources]
+        for k, n in enumerate(self.sizes):
+            if n == 0 and self.quotas[k] > 0:
+                raise DataError(f"lane {lane} has no images of source {k}")
+        labels = np.concatenate([np.full(q, k) for k, q in enumerate(self.quotas)])
+        self.labels = labels.astype(np.int64)
+        self._blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._orders: dict[tuple[int, int], list[ImageRecord]] = {}
+
+    def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(source of each slot, index of that slot within its source's run in this block)."""
+        if b not in self._blocks:
+            rng = np.random.default_rng([self.seed, _TAG_MIX, self.lane, b])
+            lab = self.labels[rng.permutation(len(self.labels))]
+            within = np.zeros(len(lab), dtype=np.int64)
+            seen = [0] * len(self.quotas)
+            for i, k in enumerate(lab.tolist()):
+                within[i] = seen[k]
+                seen[k] += 1
+            if len(self._blocks) >= 4:
+                self._blocks.pop(min(self._blocks))
+            self._blocks[b] = (lab, within)
+        return self._blocks[b]
+
+    def _order(self, k: int, epoch: int) -> list[ImageRecord]:
+        key = (k, epoch)
+        if key not in self._orders:
+            rng = np.random.default_rng([self.seed, _TAG_ORDER, self.lane, epoch, k])
+            shards = self.sources[k]
+            seq: list[ImageRecord] = []
+            for s in rng.permutation(len(shards)):
+                shard = shards[int(s)]
+                seq.extend(shard[int(i)] for i in rng.permutation(len(shard)))
+            if len(self._orders) >= 3 * (len(self.sources) + 1):
+                self._orders.pop(next(iter(self._orders)))
+            self._orders[key] = seq
+        return self._orders[key]
+
+    def record(self, index: int) -> ImageRecord:
+        b, slot = divmod(index, len(self.labels))
+        lab, within = self._block(b)
+        k = int(lab[slot])
+        j = b * self.quotas[k] + int(within[slot])  # the j-th image this lane takes from source k
+        if k == len(self.sources):  # the generator: a fresh picture every time
+            return generator_record(self.gen_size, (self.seed * 1_000_003 + self.lane) * 10**12 + j)
+        n = self.sizes[k]
+        return self._order(k, j // n)[j % n]
+
+
 # ----------------------------------------------------------------------------------------------
 # Images and patches
 # ----------------------------------------------------------------------------------------------
 
 
+def generator_record(size: int, seed: int) -> ImageRecord:
+    """The record of one procedural picture (drawn, not read, when loaded)."""
+    return ImageRecord(f"{GENERATOR_PREFIX}{size}:{seed}")
+
+
 def read_image(path: str, channels: int) -> np.ndarray:
-    """Decode to uint8 (H, W, 3) for ``channels`` 3 or (H, W) for 1."""
+    """Decode to uint8 (H, W, 3) for ``channels`` 3 or (H, W) for 1 (``artgen:`` names are drawn)."""
+    if path.startswith(GENERATOR_PREFIX):
+        size, seed = (int(v) for v in path[len(GENERATOR_PREFIX) :].split(":"))
+        art = generate_art(seed, size)
+        return art if channels == 3 else np.asarray(Image.fromarray(art).convert("L")).copy()
     with Image.open(path) as img:
         img.load()
         return np.asarray(img.convert("RGB" if channels == 3 else "L")).copy()
@@ -187,10 +309,12 @@ class LaneStream:
         degradation: Degradation,
         flip: bool = True,
         rot90: bool = True,
+        mix: MixSpec | None = None,
     ) -> None:
         self.shards = shards
         self.n = sum(len(s) for s in shards)
-        if self.n == 0:
+        self.mixed = _MixedSequence(mix, lane, seed) if mix is not None else None
+        if self.n == 0 and self.mixed is None:
             raise DataError(f"lane {lane} has no images")
         self.lane = lane
         self.seed = seed
@@ -223,6 +347,8 @@ class LaneStream:
         return self._orders[epoch]
 
     def record(self, index: int) -> ImageRecord:
+        if self.mixed is not None:
+            return self.mixed.record(index)
         return self.order(index // self.n)[index % self.n]
 
     @property
@@ -336,6 +462,7 @@ class StreamSpec:
     degradation: Degradation
     flip: bool
     rot90: bool
+    mix: MixSpec | None = None
 
     def stream(self, lane: int) -> LaneStream:
         return LaneStream(
@@ -350,6 +477,7 @@ class StreamSpec:
             self.degradation,
             self.flip,
             self.rot90,
+            self.mix,
         )
 
 
@@ -477,10 +605,27 @@ def build_spec(
     degradation: Degradation,
     flip: bool = True,
     rot90: bool = True,
+    sources: list[list[list[ImageRecord]]] | None = None,
+    weights: Sequence[float] = (),
+    generator_weight: float = 0.0,
+    generator_size: int = 256,
 ) -> StreamSpec:
-    """Split ``shards`` over ``lanes``; each lane's window holds ``buffer_images // lanes`` images."""
+    """Split ``shards`` over ``lanes``; each lane's window holds ``buffer_images // lanes`` images.
+
+    With ``sources`` (one list of shards per folder) and ``weights`` (one per source) and/or a
+    ``generator_weight``, images are drawn from the sources by weight (see :class:`MixSpec`);
+    ``shards`` is then only used for the image count.
+    """
+    mix = None
+    if sources is not None or generator_weight > 0:
+        src = list(sources or [])
+        w = list(weights) if weights else [float(sum(len(s) for s in shards)) for shards in src]
+        if len(w) != len(src):
+            raise DataError(f"data.train_weights needs one weight per train dir ({len(src)}), got {len(w)}")
+        mix = MixSpec(split_sources(src, lanes), mix_quotas([*w, generator_weight]), generator_size)
     return StreamSpec(
-        lane_shards=split_lanes(shards, lanes),
+        mix=mix,
+        lane_shards=split_lanes(shards, lanes) if mix is None else [[] for _ in range(lanes)],
         seed=seed,
         window=max(1, buffer_images // lanes),
         patches_per_image=patches_per_image,
@@ -505,8 +650,10 @@ def load_validation(
     lr_dir: str = "",
     include: Sequence[str] = (),
     max_images: int = 0,
+    jpeg_quality: int = 0,
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, LR, HR) uint8 triples; LR is the MATLAB bicubic downscale unless ``lr_dir`` is given."""
+    """(name, LR, HR) uint8 triples; LR is the MATLAB bicubic downscale unless ``lr_dir`` is given,
+    then saved once as a 4:2:0 JPEG at ``jpeg_quality`` when that is > 0 (noise-level models)."""
     root = Path(hr_dir)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
@@ -527,6 +674,8 @@ def load_validation(
                 hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
             else:
                 lr = degrade(hr)
+            if jpeg_quality:
+                lr = jpeg_compress(lr, jpeg_quality)
         except (OSError, ValueError) as exc:
             if isinstance(exc, DataError):
                 raise

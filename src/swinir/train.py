@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -43,7 +44,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .atomic import atomic_path
-from .data import DataError, PatchLoader, build_spec, load_validation, scan_shards
+from .data import DataError, ImageRecord, PatchLoader, build_spec, load_validation, scan_shards
 from .degradations import Degradation
 from .ema import EMA
 from .model import SwinIR, SwinIRConfig
@@ -262,6 +263,8 @@ class Trainer:
         resume_path = self._resolve_resume(resume)
         if resume_path is not None:
             self._load(resume_path)
+        elif cfg.training.init_from:
+            self._init_from(cfg.training.init_from)
 
         net: nn.Module = self.model
         if cfg.training.compile:
@@ -274,7 +277,15 @@ class Trainer:
 
         d = cfg.data
         scale = cfg.model.upscale
-        shards = scan_shards(d.train_dirs, d.lr_dirs, d.exclude, scale)
+        sources: list[list[list[ImageRecord]]] | None = None
+        if d.train_weights or d.generator_weight > 0:
+            # Each folder is a source of its own, sampled by weight (data.train_weights).
+            lr_dirs = d.lr_dirs or [""] * len(d.train_dirs)
+            pairs = zip(d.train_dirs, lr_dirs, strict=True)
+            sources = [scan_shards([t], [lr] if lr else [], d.exclude, scale) for t, lr in pairs]
+            shards = [shard for src in sources for shard in src]
+        else:
+            shards = scan_shards(d.train_dirs, d.lr_dirs, d.exclude, scale)
         self.num_images = sum(len(s) for s in shards)
         degradation = Degradation(
             scale,
@@ -285,10 +296,15 @@ class Trainer:
             (d.noise_sigma[0], d.noise_sigma[1]),
             d.jpeg_prob,
             (d.jpeg_quality[0], d.jpeg_quality[1]),
+            d.filters,
+            d.filter_weights,
+            d.noise_level,
         )
         spec = build_spec(
             shards, d.lanes, cfg.seed, d.buffer_images, d.patches_per_image, d.patch_size, scale,
             cfg.model.in_chans, degradation, d.flip, d.rot90,
+            sources=sources, weights=d.train_weights, generator_weight=d.generator_weight,
+            generator_size=d.generator_size,
         )  # fmt: skip
         self.loader = PatchLoader(
             spec, d.batch_size, self.rank, self.world, d.workers, self.step, pin_memory=kind == "cuda"
@@ -297,7 +313,7 @@ class Trainer:
         v = cfg.validation
         if v.hr_dir and self.is_main:
             self.val_images = load_validation(
-                v.hr_dir, scale, cfg.model.in_chans, v.lr_dir, v.include, v.max_images
+                v.hr_dir, scale, cfg.model.in_chans, v.lr_dir, v.include, v.max_images, v.jpeg_quality
             )
         self._stop_signal = 0
         self._writer: Any = None
@@ -338,7 +354,8 @@ class Trainer:
         self.best_step = int(ckpt.get("best_step", -1))
         data = ckpt.get("data", {})
         now = self._data_state()
-        changed = [k for k in now if k != "step" and data.get(k) != now[k]]
+        # Keys a checkpoint predates are not reported as changes.
+        changed = [k for k in now if k != "step" and k in data and data[k] != now[k]]
         if changed and self.is_main:
             print(
                 f"swinir train: note: data settings changed since the checkpoint ({', '.join(changed)}); "
@@ -349,6 +366,27 @@ class Trainer:
         set_rng_state(states[self.rank] if self.rank < len(states) else states[0])
         if self.is_main:
             print(f"swinir train: resumed from {path} at step {self.step}", file=sys.stderr)
+
+    def _init_from(self, name: str) -> None:
+        """Start from existing weights (a file or a model name), same architecture as [model]."""
+        from .checkpoint import CheckpointError, load_model
+        from .zoo import ZooError, resolve_model
+
+        try:
+            src = load_model(resolve_model(name, progress=self.is_main))
+        except (CheckpointError, ZooError) as exc:
+            raise ConfigError(f"training.init_from: {exc}") from None
+        mine = dataclasses.replace(self.cfg.model, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0)
+        theirs = dataclasses.replace(src.config, img_size=mine.img_size)
+        if theirs != mine:
+            raise ConfigError(
+                f"training.init_from: {name} is a different architecture ({src.config}); [model] is {mine}"
+            )
+        self.model.load_state_dict(src.state_dict())
+        if self.ema is not None:
+            self.ema.load_state_dict(self.model.state_dict())
+        if self.is_main:
+            print(f"swinir train: starting from the weights of {name}", file=sys.stderr, flush=True)
 
     def _apply_optim_config(self) -> None:
         """Make the config win over the hyperparameters stored in a resumed optimiser/scheduler, so
@@ -375,6 +413,10 @@ class Trainer:
             "patches_per_image": d.patches_per_image,
             "train_dirs": list(d.train_dirs),
             "exclude": list(d.exclude),
+            "train_weights": list(d.train_weights),
+            "generator_weight": d.generator_weight,
+            "filters": list(d.filters),
+            "noise_level": d.noise_level,
         }
 
     # --- saving ---

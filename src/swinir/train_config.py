@@ -37,7 +37,8 @@ LOSSES = ("l1", "charbonnier")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
-DEGRADATIONS = ("bicubic", "bilinear", "none")
+DEGRADATIONS = ("bicubic", "bilinear", "box", "triangle", "lanczos", "none")
+FILTERS = ("bicubic", "bilinear", "box", "triangle", "lanczos")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -65,6 +66,12 @@ class DataConfig:
     Patches are drawn from ``lanes`` independent streams (fixed for a run so that the data does not
     depend on how many processes read it); each stream holds at most ``buffer_images / lanes``
     decoded images and takes a new image every ``patches_per_image`` patches.
+
+    Mixing: with ``train_weights`` (one per train dir) each folder is sampled by its weight instead
+    of by its image count; ``generator_weight`` adds procedural art (:mod:`swinir.artgen`,
+    ``generator_size`` pixels square) as one more source. ``filters`` draws the downscale filter per
+    patch (weights ``filter_weights``) instead of always using ``degradation``; ``noise_level`` 1-3
+    adds JPEG to the LR at the art models' noise levels (:data:`swinir.degradations.JPEG_LEVELS`).
     """
 
     train_dirs: list[str] = field(default_factory=list)
@@ -79,6 +86,12 @@ class DataConfig:
     noise_sigma: list[float] = field(default_factory=lambda: [1.0, 10.0])  # of 255
     jpeg_prob: float = 0.0
     jpeg_quality: list[int] = field(default_factory=lambda: [50, 95])
+    train_weights: list[float] = field(default_factory=list)
+    generator_weight: float = 0.0
+    generator_size: int = 256
+    filters: list[str] = field(default_factory=list)
+    filter_weights: list[float] = field(default_factory=list)
+    noise_level: int = 0
     flip: bool = True
     rot90: bool = True
     lanes: int = 4
@@ -98,6 +111,7 @@ class ValidationConfig:
     hr_dir: str = ""
     lr_dir: str = ""
     include: list[str] = field(default_factory=list)
+    jpeg_quality: int = 0  # > 0: the LR is saved once as a 4:2:0 JPEG at this quality (noise models)
     every: int = 1000
     max_images: int = 0  # 0 = all
     samples: int = 2  # images written to TensorBoard
@@ -137,6 +151,9 @@ class TrainingConfig:
     ema_decay: float = 0.999  # 0 disables the EMA
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # Weights to start from (a file, or a model name such as "default"); same architecture as
+    # [model]. Used when a run starts, not on --resume (the checkpoint has the weights then).
+    init_from: str = ""
 
 
 @dataclass
@@ -173,6 +190,20 @@ class TrainConfig:
             (d.patches_per_image >= 1, "data.patches_per_image must be positive"),
             (d.workers >= 0, "data.workers must be >= 0"),
             (not d.lr_dirs or len(d.lr_dirs) == len(d.train_dirs), "data.lr_dirs needs one per train dir"),
+            (
+                not d.train_weights or len(d.train_weights) == len(d.train_dirs),
+                "data.train_weights needs one weight per train dir",
+            ),
+            (all(w >= 0 for w in d.train_weights), "data.train_weights must be >= 0"),
+            (d.generator_weight >= 0, "data.generator_weight must be >= 0"),
+            (d.generator_size >= 16, "data.generator_size must be at least 16"),
+            (all(f in FILTERS for f in d.filters), f"data.filters: each must be one of {FILTERS}"),
+            (
+                not d.filter_weights or len(d.filter_weights) == len(d.filters),
+                "data.filter_weights needs one weight per filter",
+            ),
+            (0 <= d.noise_level <= 3, "data.noise_level must be 0, 1, 2 or 3"),
+            (0 <= self.validation.jpeg_quality <= 100, "validation.jpeg_quality must be 0-100"),
             (len(d.blur_sigma) == 2 and 0 < d.blur_sigma[0] <= d.blur_sigma[1], "data.blur_sigma: [lo, hi]"),
             (len(d.noise_sigma) == 2 and 0 <= d.noise_sigma[0] <= d.noise_sigma[1], "data.noise_sigma"),
             (

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -48,9 +48,10 @@ from .imageio import (
     to_pil,
     write_image,
 )
+from .jpeg_quality import NoiseChoice, choose_noise, jpeg_tables
 from .memory import GIB, MemoryEstimate, default_budget
 from .tiling import DEFAULT_OVERLAP, TilePlan, fit_overlap, plan_tiles, run_tiled, tile_starts, validate
-from .zoo import find_model, resolve_model
+from .zoo import ZooError, find_model, noise_levels, resolve_model, with_noise
 
 ALPHA_MODES: tuple[str, ...] = ("model", "resize")
 # Smallest tile area adaptive tiling uses, whatever the budget.
@@ -84,6 +85,9 @@ class Upscaler:
             ``swinir.backends.openvino``; ``tile="auto"`` then prefers tile shapes converted before).
         max_memory: memory budget of ``tile="auto"`` in bytes (default: 4 GiB, or half the RAM
             where that is less).
+        noise: JPEG noise level for model families that have them (``art``): 0 (clean input),
+            1-3 (light to heavy noise removal), or ``"auto"``: per input, from its JPEG
+            quantization tables (0 for other formats); see :meth:`choose_noise`.
 
     An overlap too large for an explicit tile is reduced to a quarter of the tile; ``notes``
     says so (and names options known to be slower for this model, see ``swinir.backends``).
@@ -101,7 +105,21 @@ class Upscaler:
         alpha: str = "model",
         backend: str = "torch",
         max_memory: int | None = None,
+        noise: int | str = 0,
     ) -> None:
+        if noise != "auto" and noise not in (0, 1, 2, 3):
+            raise ValueError(f"noise must be 0, 1, 2, 3 or 'auto', got {noise!r}")
+        self.noise = noise
+        self._options = (device, tile, tile_overlap, precision, img_range, batch, alpha, backend, max_memory)
+        self._family: dict[int, Upscaler] = {}
+        if noise == "auto" or noise:
+            if not noise_levels(os.fspath(model)):
+                if noise == "auto":
+                    raise ZooError(f"--noise auto: model {os.fspath(model)!r} has no noise levels")
+                model = with_noise(os.fspath(model), int(noise))  # raises: no levels
+            else:
+                model = with_noise(os.fspath(model), 0 if noise == "auto" else int(noise))
+        self.model_name = os.fspath(model)
         if tile != "auto" and (isinstance(tile, bool) or not isinstance(tile, int)):
             raise ValueError(f"tile must be 'auto' or a number of pixels, got {tile!r}")
         validate(0 if tile == "auto" else int(tile), 0)
@@ -166,11 +184,28 @@ class Upscaler:
                 is resized to it with Lanczos. Default: the model's scale.
         """
         if isinstance(image, Image.Image):
-            return to_pil(self.upscale_data(from_pil(image), outscale))
+            member, _ = self.choose_noise(getattr(image, "quantization", None))
+            return to_pil(member.upscale_data(from_pil(image), outscale))
         if isinstance(image, np.ndarray):
             result = self.upscale_data(from_array(image), outscale)
             return to_array(result, image.dtype, squeeze=image.ndim == 2)
         raise TypeError(f"expected a PIL image or a NumPy array, got {type(image).__name__}")
+
+    def choose_noise(self, tables: Mapping[int, Sequence[int]] | None) -> tuple[Upscaler, NoiseChoice]:
+        """The family member for an input with these JPEG tables (``image.quantization``; None for
+        other formats), and the choice. With a fixed ``noise`` that is this upscaler itself."""
+        if self.noise != "auto":
+            return self, NoiseChoice(int(self.noise), "as asked")
+        choice = choose_noise(tables)
+        if choice.level == 0:
+            return self, choice
+        if choice.level not in self._family:
+            device, tile, overlap, precision, img_range, batch, alpha, backend, budget = self._options
+            self._family[choice.level] = Upscaler(
+                with_noise(self.model_name, choice.level), device, tile, overlap, precision,
+                img_range, batch, alpha, backend, budget,
+            )  # fmt: skip
+        return self._family[choice.level], choice
 
     def upscale_file(
         self,
@@ -184,7 +219,8 @@ class Upscaler:
     ) -> Path:
         """Read, upscale and write one image atomically (mode, bit depth, alpha, ICC kept)."""
         data = read_image(in_path, max_pixels=max_pixels)
-        result = self.upscale_data(data, outscale, progress)
+        member, _ = self.choose_noise(jpeg_tables(in_path))
+        result = member.upscale_data(data, outscale, progress)
         return write_image(out_path, result, format=format, quality=quality)
 
     def plan(self, data: ImageData) -> TilePlan:

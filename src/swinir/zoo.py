@@ -3,7 +3,8 @@
 ``resolve_model(name_or_path)`` turns what a user typed into a local weights file:
 
 * a path to an existing file is used as it is;
-* ``default`` is the project's bundled model, shipped inside the package;
+* ``default`` and the ``art`` family (``art``, ``art-noise1`` .. ``art-noise3``) are the project's
+  bundled models, shipped inside the package;
 * a zoo name (``classical-x2``, ``real-x4-gan``, ... see :data:`MODELS` or
   ``swinir upscale --list-models``) or an official file name is looked up in the cache directory
   (``$SWINIR_CACHE``, else ``~/.cache/swinir``) and downloaded from the official GitHub release on first
@@ -19,12 +20,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import http.client
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -134,9 +132,30 @@ def _official() -> list[ZooModel]:
 
 
 BUNDLED = ZooModel(
-    BUNDLED_NAME, BUNDLED_FILE, "bundled", 2, 1.0, "the project's own x2 model, shipped with the package"
+    BUNDLED_NAME,
+    BUNDLED_FILE,
+    "bundled",
+    2,
+    1.0,
+    "the project's own x2 model for photos, shipped with the package",
 )
-MODELS: dict[str, ZooModel] = {m.name: m for m in [BUNDLED, *_official()]}
+# The art family: anime and illustration x2, clean and at three JPEG noise levels (denoise + x2).
+ART_NAME = "art"
+NOISE_LEVELS = (1, 2, 3)
+_NOISE_WORDS = {1: "light", 2: "medium", 3: "heavy"}
+ART_MODELS = [
+    ZooModel(
+        ART_NAME, "swinir_art_x2.safetensors", "bundled", 2, 1.0, "anime and illustration x2, clean input"
+    ),
+    *(
+        ZooModel(
+            f"{ART_NAME}-noise{n}", f"swinir_art_x2_noise{n}.safetensors", "bundled", 2, 1.0,
+            f"anime and illustration x2 with {_NOISE_WORDS[n]} JPEG noise removal (--noise {n})",
+        )
+        for n in NOISE_LEVELS
+    ),
+]  # fmt: skip
+MODELS: dict[str, ZooModel] = {m.name: m for m in [BUNDLED, *ART_MODELS, *_official()]}
 
 
 def cache_dir() -> Path:
@@ -145,9 +164,9 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "swinir"
 
 
-def bundled_path() -> Path:
-    """The bundled model's file inside the installed package (it may not be built yet)."""
-    return Path(__file__).resolve().parent / "weights" / BUNDLED_FILE
+def bundled_path(model: ZooModel = BUNDLED) -> Path:
+    """A bundled model's file inside the installed package (it may not be built yet)."""
+    return Path(__file__).resolve().parent / "weights" / model.filename
 
 
 def normalize_name(name: str) -> str:
@@ -158,15 +177,12 @@ def normalize_name(name: str) -> str:
 def find_model(name: str) -> ZooModel | None:
     """A zoo entry by short name (``-`` or ``_``, any case), official file name, or file name without
     ``.pth``."""
-    if name in (BUNDLED_NAME, BUNDLED_FILE) or normalize_name(name) == BUNDLED_NAME:
-        return _bundled()
-    short = normalize_name(name)
-    if short in MODELS:
-        return MODELS[short]
-    for model in MODELS.values():
-        if name in (model.filename, Path(model.filename).stem):
-            return model
-    return None
+    model = MODELS.get(name) or MODELS.get(normalize_name(name))
+    if model is None:
+        model = next((m for m in MODELS.values() if name in (m.filename, Path(m.filename).stem)), None)
+    if model is not None and model.task == "bundled":
+        return _bundled(model)
+    return model
 
 
 def suggest(name: str) -> str:
@@ -178,23 +194,49 @@ def suggest(name: str) -> str:
 
 
 def list_models() -> list[ZooModel]:
-    return [_bundled() if m.task == "bundled" else m for m in MODELS.values()]
+    return [_bundled(m) if m.task == "bundled" else m for m in MODELS.values()]
 
 
-def _bundled() -> ZooModel:
-    """The bundled entry with scale and img_range read from the file's metadata when it exists."""
-    path = bundled_path()
+def noise_levels(name: str) -> tuple[int, ...]:
+    """The JPEG noise levels a model family offers: (0, 1, 2, 3) for ``art``, () for the others."""
+    base = name.split("-noise")[0]
+    return (0, *NOISE_LEVELS) if base == ART_NAME else ()
+
+
+def with_noise(name: str, noise: int) -> str:
+    """The family member of ``name`` for noise ``level`` (``art`` + 2 -> ``art-noise2``).
+
+    Raises:
+        ZooError: the model has no noise levels (and ``noise`` > 0), or no such level.
+    """
+    levels = noise_levels(name)
+    if not levels:
+        if noise == 0:
+            return name
+        raise ZooError(
+            f"--noise {noise}: model {name!r} has no noise levels; "
+            f"use --model {ART_NAME} --noise {noise} (or --noise 0)"
+        )
+    if noise not in levels:
+        raise ZooError(f"--noise {noise}: model {name!r} has noise levels {', '.join(map(str, levels))}")
+    base = name.split("-noise")[0]
+    return base if noise == 0 else f"{base}-noise{noise}"
+
+
+def _bundled(model: ZooModel) -> ZooModel:
+    """A bundled entry with scale and img_range read from the file's metadata when it exists."""
+    path = bundled_path(model)
     if not path.is_file():
-        return BUNDLED
+        return model
     try:
         config = json.loads(_safetensors_metadata(path).get("swinir_config", "{}"))
         return replace(
-            BUNDLED,
-            scale=int(config.get("upscale", BUNDLED.scale)),
-            img_range=float(config.get("img_range", BUNDLED.img_range)),
+            model,
+            scale=int(config.get("upscale", model.scale)),
+            img_range=float(config.get("img_range", model.img_range)),
         )
     except Exception:  # an unreadable file is reported when it is loaded, not when it is listed
-        return BUNDLED
+        return model
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str]:
@@ -211,7 +253,7 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
 
 def is_cached(model: ZooModel, cache: Path | None = None) -> bool:
     if model.task == "bundled":
-        return bundled_path().is_file()
+        return bundled_path(model).is_file()
     return ((cache or cache_dir()) / model.filename).is_file()
 
 
@@ -242,10 +284,11 @@ def resolve_model(
             "(run `swinir upscale --list-models` for names)"
         )
     if model.task == "bundled":
-        path = bundled_path()
+        path = bundled_path(model)
         if not path.is_file():
             raise ZooError(
-                f"the bundled default model ({BUNDLED_FILE}) is not built yet in this copy of swinir; "
+                f"the bundled model {model.name!r} ({model.filename}) is not built yet in this copy "
+                "of swinir; "
                 "pass --model with a zoo name (see `swinir upscale --list-models`) or a local "
                 ".pth/.safetensors file"
             )
@@ -266,6 +309,10 @@ def download(
     timeout: float = 60.0,
 ) -> Path:
     """Fetch ``model`` into ``target`` atomically and verify it; nothing is left behind on failure."""
+    # Imported here: listing models (and every --help) must not pay for the HTTP stack.
+    import http.client
+    import urllib.error
+
     url = model.url(base_url)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +334,8 @@ def download(
 
 def _fetch(url: str, dest: Path, label: str, progress: bool, timeout: float) -> str:
     """Stream ``url`` into ``dest``; return the SHA-256 of what was received."""
+    import urllib.request
+
     from tqdm import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": "swinir"})

@@ -21,6 +21,7 @@ examples:
   swinir upscale a.png b.png -o out/ --format webp     several files, WebP output
   swinir upscale scan.tif -o out/ --model real-x4-gan --outscale 3
   swinir upscale noisy/ -o clean/ --model color-denoise-25
+  swinir upscale page.jpg -o out/ --model art --noise auto   anime/illustration, JPEG noise removed
   swinir upscale in/ -o out/ --model path/to/001_classicalSR_DF2K_s64w8_SwinIR-M_x2.pth --tile 192
   swinir upscale --list-models                         names accepted by --model
   torchrun --nproc_per_node=2 -m swinir upscale in/ -o out/   shared among 2 processes
@@ -99,6 +100,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="zoo name (see --list-models; downloaded once to $SWINIR_CACHE or ~/.cache/swinir), "
         "an official file name, or a path to a .pth/.safetensors file (default: %(default)s, the "
         "bundled model)",
+    )
+    p.add_argument(
+        "-n",
+        "--noise",
+        choices=("0", "1", "2", "3", "auto"),
+        default="0",
+        help="JPEG noise removal for models that have levels (the art family): 0 none, 1 light, "
+        "2 medium, 3 heavy; auto picks per file from its JPEG quantization tables (estimated "
+        "quality) and 0 for PNG and other formats, and says which it chose (default: %(default)s)",
     )
     p.add_argument("--list-models", action="store_true", help="list the zoo names and exit")
     p.add_argument("-r", "--recursive", action="store_true", help="also process images in subfolders")
@@ -361,6 +371,7 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
     from .. import ranks as ranks_mod
     from ..checkpoint import CheckpointError
     from ..imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, read_image, write_image
+    from ..jpeg_quality import jpeg_tables
     from ..upscaler import Upscaler
     from ..zoo import ZooError
 
@@ -382,6 +393,7 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
                     alpha=args.alpha,
                     backend=args.backend,
                     max_memory=_budget(args.max_memory, ranks),
+                    noise=args.noise if args.noise == "auto" else int(args.noise),
                 )
             except (ZooError, CheckpointError, ValueError) as exc:
                 error = str(exc)
@@ -427,8 +439,11 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
                     "only the first is upscaled",
                     file=sys.stderr,
                 )
-            tiles = upscaler.plan(data)
-            total = upscaler.count_tiles(data)
+            member, choice = upscaler.choose_noise(jpeg_tables(job.src))
+            if args.noise == "auto" and not args.quiet:
+                tqdm.write(f"{tag}{job.src}: noise level {choice.level} ({choice.reason})", file=sys.stderr)
+            tiles = member.plan(data)
+            total = member.count_tiles(data)
             with tqdm(
                 total=total,
                 desc=job.src.name,
@@ -436,7 +451,7 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
                 leave=False,
                 disable=True if total < 2 else bars_off,
             ) as tiles_bar:
-                result = upscaler.upscale_data(data, args.outscale, tiles_bar.update)
+                result = member.upscale_data(data, args.outscale, tiles_bar.update)
             write_image(job.dst, result, quality=args.quality)
         except (ImageReadError, ImageWriteError) as exc:
             failures.append((job.src, _reason(exc, job.src)))

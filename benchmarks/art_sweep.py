@@ -1,0 +1,145 @@
+"""Short training runs that choose the art model's architecture and recipe by measurement.
+
+Each candidate is the art recipe (``configs/art/art_x2_cpu.toml``) with a few ``--set`` overrides,
+trained for ``--steps`` steps on one thread; all candidates run at the same time so that they share
+the machine's load alike. For every run the script records the held-out validation PSNR curve (from
+the run's ``log.jsonl``) and the process's own CPU time (user + system, from ``os.wait4``), and ranks
+candidates by validation gain per CPU-hour, the gain counted from bicubic on the same images.
+
+    .venv/bin/python benchmarks/art_sweep.py --steps 400 --out runs/art_sweep --markdown sweep.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CONFIG = "configs/art/art_x2_cpu.toml"
+SMALL = ["model.embed_dim=32", "model.depths=[4, 4, 4]", "model.num_heads=[4, 4, 4]"]
+LARGER = ["model.embed_dim=48", "model.depths=[4, 4, 4, 4]", "model.num_heads=[6, 6, 6, 6]"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    what: str
+    overrides: tuple[str, ...]
+
+
+CANDIDATES = (
+    Candidate("small-init-lr2e-4", "default's shape, from its weights, lr 2e-4", (*SMALL, "optim.lr=2e-4")),
+    Candidate("small-init-lr5e-4", "default's shape, from its weights, lr 5e-4", (*SMALL, "optim.lr=5e-4")),
+    Candidate(
+        "small-scratch-lr5e-4",
+        "default's shape, from scratch, lr 5e-4",
+        (*SMALL, "optim.lr=5e-4", 'training.init_from=""'),
+    ),
+    Candidate(
+        "larger-scratch-lr5e-4",
+        "embed 48, depths 4x4, heads 6, from scratch, lr 5e-4",
+        (*LARGER, "optim.lr=5e-4", 'training.init_from=""'),
+    ),
+)
+
+
+def bicubic_baseline(config: str) -> float:
+    """Validation PSNR of bicubic upscaling on the recipe's held-out images."""
+    from swinir.data import load_validation
+    from swinir.evaluate import bicubic_upscaler
+    from swinir.metrics import psnr
+    from swinir.train_config import load_config
+
+    cfg = load_config(config)
+    v = cfg.validation
+    images = load_validation(v.hr_dir, cfg.model.upscale, 3, v.lr_dir, v.include, v.max_images)
+    s = cfg.model.upscale
+    up = bicubic_upscaler(s)
+    return float(np.mean([psnr(up(lr), hr, crop_border=s) for _, lr, hr in images]))
+
+
+def curve(log: Path) -> list[tuple[int, float]]:
+    out = []
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if "val_psnr" in rec:
+            out.append((int(rec["step"]), float(rec["val_psnr"])))
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=CONFIG)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--every", type=int, default=100, help="validation interval (steps)")
+    p.add_argument("--out", default="runs/art_sweep")
+    p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    p.add_argument("--markdown", help="write the table to this file too")
+    args = p.parse_args()
+
+    base = bicubic_baseline(args.config)
+    chosen = [c for c in CANDIDATES if not args.only or c.name in args.only]
+    procs: dict[int, tuple[Candidate, float, Path]] = {}
+    for c in chosen:
+        out = Path(args.out) / c.name
+        cmd = [
+            sys.executable, "-m", "swinir.train", "--config", args.config, "--out-dir", str(out),
+            "--set", f"schedule.total_steps={args.steps}", "--set", "schedule.warmup_steps=50",
+            "--set", f"validation.every={args.every}", "--set", f"logging.save_every={args.steps}",
+            "--set", "training.threads=1", "--set", "logging.tensorboard=false",
+        ]  # fmt: skip
+        for o in c.overrides:
+            cmd += ["--set", o]
+        out.mkdir(parents=True, exist_ok=True)
+        log = open(out / "stderr.txt", "w")  # noqa: SIM115 - closed when the child ends
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
+        procs[proc.pid] = (c, time.time(), out)
+        print(f"started {c.name} (pid {proc.pid})", file=sys.stderr)
+
+    rows = []
+    while procs:
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in procs:
+            continue
+        c, t0, out = procs.pop(pid)
+        cpu_h = (usage.ru_utime + usage.ru_stime) / 3600
+        pts = curve(out / "log.jsonl") if (out / "log.jsonl").exists() else []
+        final = pts[-1][1] if pts else float("nan")
+        code = os.waitstatus_to_exitcode(status)
+        rows.append((c, code, cpu_h, time.time() - t0, pts, final))
+        print(f"{c.name}: exit {code}, {cpu_h:.3f} CPU-h, final val {final:.3f} dB", file=sys.stderr)
+
+    rows.sort(key=lambda r: -((r[5] - base) / r[2]) if r[2] > 0 and np.isfinite(r[5]) else 0)
+    steps_hdr = sorted({s for r in rows for s, _ in r[4]})
+    lines = [
+        f"Held-out validation PSNR (dB, Y, x2; bicubic {base:.2f}) after each step count, "
+        f"{args.steps} steps per run, batch 16, one thread per run, all runs at once.",
+        "",
+        "| candidate | " + " | ".join(str(s) for s in steps_hdr) + " | CPU-h | gain over bicubic per CPU-h |",
+        "|---|" + "---|" * len(steps_hdr) + "---|---|",
+    ]
+    for c, code, cpu_h, _wall, pts, final in rows:
+        by = dict(pts)
+        cells = " | ".join(f"{by[s]:.2f}" if s in by else "-" for s in steps_hdr)
+        rate = (final - base) / cpu_h if cpu_h > 0 else float("nan")
+        lines.append(
+            f"| {c.what} | {cells} | {cpu_h:.3f} | {rate:.1f} dB |" + ("" if code == 0 else " (failed)")
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

