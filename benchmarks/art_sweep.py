@@ -38,6 +38,11 @@ CANDIDATES = (
     Candidate("small-init-lr2e-4", "default's shape, from its weights, lr 2e-4", (*SMALL, "optim.lr=2e-4")),
     Candidate("small-init-lr5e-4", "default's shape, from its weights, lr 5e-4", (*SMALL, "optim.lr=5e-4")),
     Candidate(
+        "small-init-bicubic-lr5e-4",
+        "default's shape, from its weights, lr 5e-4, MATLAB bicubic LR only",
+        (*SMALL, "optim.lr=5e-4", 'data.filters=["bicubic"]', "data.filter_weights=[1.0]"),
+    ),
+    Candidate(
         "small-scratch-lr5e-4",
         "default's shape, from scratch, lr 5e-4",
         (*SMALL, "optim.lr=5e-4", 'training.init_from=""'),

