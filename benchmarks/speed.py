@@ -152,6 +152,7 @@ class Result:
     first_s: float = 0.0
     convert_s: float | None = None  # openvino: torch.export + convert_model + save_model
     compile_s: float | None = None  # openvino: compile_model
+    first_peak: int | None = None  # peak memory growth of the first call (conversion included)
     max_diff: float | None = None
     error: str | None = None
 
@@ -236,9 +237,12 @@ def run_case(case: Case, threads: int, repeat: int) -> dict[str, Any]:
         try:
             fns[variant] = _variant_fn(variant, case, ours, base, x, threads)
             res.setup_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            out = fns[variant]()
-            res.first_s = time.perf_counter() - t0
+            _trim()
+            with PeakMemory() as first_mem:
+                t0 = time.perf_counter()
+                out = fns[variant]()
+                res.first_s = time.perf_counter() - t0
+            res.first_peak = first_mem.peak
             events = getattr(fns[variant], "events", None)
             if events:
                 res.convert_s = sum(e.convert_s for e in events)
@@ -325,8 +329,9 @@ def startup_table(report: dict[str, Any]) -> list[str]:
     """Set-up and first-call costs (the first call includes any conversion), and the speed-up over
     this package's PyTorch runner (``fp32``) in the same process."""
     lines = [
-        "| case | variant | set-up | first call | of which conversion | compile | median | vs fp32 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | variant | set-up | first call | of which conversion | compile | first-call peak mem "
+        "| median | vs fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for case in report["cases"]:
         ours = next((r for r in case["results"] if r["variant"] == "fp32" and r["median"]), None)
@@ -337,9 +342,10 @@ def startup_table(report: dict[str, Any]) -> list[str]:
             conv = "-" if r.get("convert_s") is None else f"{r['convert_s']:.1f} s"
             comp = "-" if r.get("compile_s") is None else f"{r['compile_s']:.1f} s"
             vs = f"{ours['median'] / r['median']:.2f}x" if ours else "-"
+            peak = "-" if r.get("first_peak") is None else f"{r['first_peak'] / 2**20:.0f} MiB"
             lines.append(
                 f"| {label} | {r['variant']} | {r['setup_s']:.1f} s | {r['first_s']:.1f} s | {conv} | "
-                f"{comp} | {r['median']:.2f} s | {vs} |"
+                f"{comp} | {peak} | {r['median']:.2f} s | {vs} |"
             )
     return lines
 
