@@ -154,3 +154,25 @@ def test_torch_on_cpu_names_the_faster_back_end(model: str) -> None:
     assert backends.known_faster(cfg, cpu, "fp32", "openvino") is None
     assert backends.known_faster(cfg, cpu, "int8", "torch") is None
     assert note in swinir.Upscaler(model, device="cpu").notes
+
+
+def test_a_damaged_cache_entry_is_converted_again(
+    model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = swinir.load_model(model)
+    runner = ov_backend.OpenVinoRunner(net, threads=1, cache=tmp_path, log=lambda line: None)
+    folder = runner.folder / "1x3x8x8"
+    folder.mkdir(parents=True)
+    (folder / "model.xml").write_text("<net>truncated")
+    assert runner.cached_shapes() == [(1, 3, 8, 8)]
+
+    class Converting(Exception):
+        pass
+
+    def convert(*args: object) -> None:
+        raise Converting
+
+    monkeypatch.setattr(ov_backend, "convert", convert)
+    with pytest.raises(Converting):
+        runner.prepare([(1, 3, 8, 8)])
+    assert not folder.exists()

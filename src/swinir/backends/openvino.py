@@ -250,7 +250,12 @@ class OpenVinoRunner:
         try:
             ov_model = self._core.read_model(str(xml))
         except Exception as exc:
-            raise OpenVinoError(f"{xml}: not a readable OpenVINO model ({_first_line(exc)})") from None
+            if converted:
+                raise OpenVinoError(f"{xml}: not a readable OpenVINO model ({_first_line(exc)})") from None
+            # A damaged cache entry (a full disk, a killed copy): convert again rather than fail.
+            self.log(f"openvino: {xml} is unreadable ({_first_line(exc)}); converting it again")
+            shutil.rmtree(folder, ignore_errors=True)
+            return self._compile(shape)
         t1 = time.perf_counter()
         config = {
             "INFERENCE_NUM_THREADS": self.threads,
