@@ -144,8 +144,9 @@ def known_slower(config: SwinIRConfig, device: torch.device, precision: str, bac
     return None
 
 
-# Measured on the 2-core AVX2 machine (benchmarks/RESULTS.md, "OpenVINO"): OpenVINO ran fp32
-# models faster than PyTorch once converted, by this factor or more.
+# OpenVINO ran fp32 models at least this much faster than PyTorch once converted: 1.35x on the
+# 2-core AMD (AVX2) machine of issue 13, 1.5-2.6x on the 2-core Xeon (AVX-512) of
+# benchmarks/RESULTS.md ("OpenVINO").
 OPENVINO_SPEEDUP = 1.3
 
 

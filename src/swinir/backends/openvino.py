@@ -5,7 +5,9 @@
 
 The network is captured in graph mode with the ``plain4d`` attention form
 (:meth:`swinir.SwinIR.set_graph_mode`): q, k and v as three projections, every tensor 4-D, the
-relative-position bias and the shift mask added one after the other. In that form OpenVINO's CPU
+relative-position bias and the shift mask added one after the other, the mask as a second graph
+input (built from the size inside the graph, OpenVINO would fold it into every block's bias: 1.2 GB
+for lightweight at 256x256). In that form OpenVINO's CPU
 plugin fuses the attention of every block, shifted ones included, into its multi-head-attention
 kernels. It is the same network with the same weights, so outputs match PyTorch to ~1e-5.
 
@@ -41,10 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from ..model import SwinIR
-from ..windows import pad_to_window
+from ..windows import pad_to_window, shifted_window_mask
 
 # Bump when the converted graph changes, so that cached conversions are redone.
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "2"  # 2: the shift mask is an input
 # Compiled models kept in memory per runner (one per shape); a run needs one or a few.
 MAX_COMPILED = 8
 
@@ -109,14 +111,23 @@ class Conversion:
 
 
 class _Padded(nn.Module):
-    """Graph entry point: window-multiple inputs only (padding happens outside the graph)."""
+    """Graph entry point: window-multiple inputs only (padding happens outside the graph), and the
+    shift mask as a second input (see :meth:`swinir.SwinIR.forward_padded` for why)."""
 
     def __init__(self, model: SwinIR) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model.forward_padded(x)
+    def forward(self, x: Tensor, shift_mask: Tensor) -> Tensor:
+        return self.model.forward_padded(x, shift_mask)
+
+
+def shift_mask(height: int, width: int, window_size: int) -> Tensor:
+    """The (nW, 1, N, N) mask input of a converted graph for ``height`` x ``width`` inputs."""
+    shift = window_size // 2
+    if shift == 0:  # window 1: no shifted blocks, the input is unused
+        return torch.zeros(height * width, 1, 1, 1)
+    return shifted_window_mask(height, width, window_size, shift).unsqueeze(1)
 
 
 def convert(model: SwinIR, shape: Shape) -> Any:
@@ -124,11 +135,11 @@ def convert(model: SwinIR, shape: Shape) -> Any:
     ov = require_openvino()
     graph = copy.deepcopy(model).eval().to("cpu", torch.float32)
     graph.set_graph_mode(True, attention="plain4d")
-    example = torch.zeros(shape)
+    example = (torch.zeros(shape), shift_mask(shape[2], shape[3], model.config.window_size))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            program = torch.export.export(_Padded(graph), (example,))
+            program = torch.export.export(_Padded(graph), example)
             return ov.convert_model(program)
         except Exception as exc:
             raise OpenVinoError(f"conversion to OpenVINO failed: {_first_line(exc)}") from None
@@ -188,6 +199,7 @@ class OpenVinoRunner:
         self.events: list[Conversion] = []
         self._core = ov.Core()
         self._compiled: dict[Shape, Any] = {}
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
 
     # -- shapes ------------------------------------------------------------------------------
 
@@ -228,7 +240,13 @@ class OpenVinoRunner:
         if compiled is None:
             self._compile(shape)
             compiled = self._compiled[shape]
-        out = compiled(np.ascontiguousarray(padded.numpy()))[compiled.output(0)]
+        inputs = [np.ascontiguousarray(padded.numpy())]
+        if len(compiled.inputs) > 1:
+            size = (shape[2], shape[3])
+            if size not in self._masks:
+                self._masks = {size: shift_mask(*size, self.window_size).numpy()}  # the latest only
+            inputs.append(self._masks[size])
+        out = compiled(inputs)[compiled.output(0)]
         return torch.from_numpy(np.array(out[:b, :, : h * self.scale, : w * self.scale]))
 
     def _shape_for(self, batch: int, height: int, width: int) -> Shape:
