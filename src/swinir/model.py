@@ -860,7 +860,7 @@ def swinir_color_jpeg() -> SwinIRConfig:
 
 
 def swinir_seed_x2() -> SwinIRConfig:
-    """The seed project's anime model: embed 180, 4x6 blocks, window 4, heavy regularisation."""
+    """A large anime x2 model (configs/seed_anime_x2.toml): embed 180, 4x6 blocks, window 4, dropout."""
     return SwinIRConfig(
         upscale=2, in_chans=3, img_size=64, window_size=4, img_range=255.0, depths=(6,) * 4,
         embed_dim=180, num_heads=(6,) * 4, mlp_ratio=4.0, qkv_bias=True, drop_rate=0.1,

@@ -28,9 +28,9 @@ examples:
 
 Tiles: by default (--tile auto) an image runs whole when the estimated memory of that fits
 --max-memory, else in the fewest equal tiles that fit. The estimate per input pixel is about
-4 x embed_dim floats of feature maps for the network (more for wide upsamplers) plus the image's
-own buffers (input, float output, encoded copy), plus twice the weights; for the bundled model
-(embed_dim 32) that is about 0.7 KB per pixel: images up to about 5.8 megapixels run whole in
+4 x embed_dim floats of feature maps for the network (more for wide upsamplers), plus 30%, plus
+the image's own buffers (input, float output, encoded copy), plus twice the weights; for the bundled model
+(embed_dim 32) that is about 0.8 KB per pixel: images up to about 5.1 megapixels run whole in
 4 GiB. The run's first line shows the rule for the chosen model, each file line its tile plan.
 
 Several processes: launched by torchrun (one per GPU, or several on a CPU), the inputs are shared
