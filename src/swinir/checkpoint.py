@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .atomic import atomic_path
 from .model import SwinIR, SwinIRConfig
+from .paths import file_problem, printable
 
 # Wrapper keys seen in the wild, most preferred first (EMA weights are the ones to evaluate).
 WRAPPER_KEYS: tuple[str, ...] = ("params_ema", "ema", "params", "state_dict", "model", "net", "network")
@@ -204,12 +205,17 @@ def _recognise(path: Path) -> str | None:
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], SwinIRConfig | None]:
     """Read a weights file: (canonical state dict, config stored in the file if any)."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    name = printable(path)
+    problem = file_problem(path, "checkpoint file")
+    if problem is not None:
+        raise CheckpointError(f"{name}: {problem}")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: file is empty")
+        raise CheckpointError(f"{name}: file is empty")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise CheckpointError(f"{name}: cannot open it ({exc.strerror})") from None
     stored: SwinIRConfig | None = None
     if _is_safetensors(path):
         from safetensors import SafetensorError, safe_open
@@ -220,38 +226,38 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], Sw
                 meta = f.metadata() or {}
             raw: Mapping[str, Any] = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: unreadable safetensors file ({_short(exc)})") from None
+            raise CheckpointError(f"{name}: unreadable safetensors file ({_short(exc)})") from None
         if "swinir_config" in meta:
             try:
                 stored = SwinIRConfig.from_dict(json.loads(meta["swinir_config"]))
-            except (ValueError, TypeError) as exc:
-                raise CheckpointError(f"{path}: bad swinir_config metadata ({_short(exc)})") from None
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise CheckpointError(f"{name}: bad swinir_config metadata ({_short(exc)})") from None
     else:
         what = _recognise(path)  # before unpickling: text can parse as a (refused) pickle
         if what is not None:
-            raise CheckpointError(f"{path}: {what}")
+            raise CheckpointError(f"{name}: {what}")
         try:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             if "Weights only load failed" in str(exc):
                 raise CheckpointError(
-                    f"{path}: refused to load: it holds pickled Python objects, not just tensors "
+                    f"{name}: refused to load: it holds pickled Python objects, not just tensors "
                     "(convert it to .safetensors where you trust its source)"
                 ) from None
-            raise CheckpointError(f"{path}: {_not_a_checkpoint(path)}") from None
+            raise CheckpointError(f"{name}: {_not_a_checkpoint(path)}") from None
         except Exception as exc:  # torch raises many types (KeyError, RuntimeError, ...) for garbage
-            raise CheckpointError(f"{path}: {_not_a_checkpoint(path, exc)}") from None
+            raise CheckpointError(f"{name}: {_not_a_checkpoint(path, exc)}") from None
         if not isinstance(raw, Mapping):
-            raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict")
+            raise CheckpointError(f"{name}: holds a {type(raw).__name__}, not a state dict")
         cfg = raw.get("swinir_config")
         if isinstance(cfg, Mapping):
             try:
                 stored = SwinIRConfig.from_dict(dict(cfg))
-            except (ValueError, TypeError) as exc:
-                raise CheckpointError(f"{path}: bad swinir_config entry ({_short(exc)})") from None
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise CheckpointError(f"{name}: bad swinir_config entry ({_short(exc)})") from None
     state = canonicalize_state_dict(raw)
     if not state:
-        raise CheckpointError(f"{path}: holds no tensors")
+        raise CheckpointError(f"{name}: holds no tensors")
     return state, stored
 
 
@@ -271,6 +277,12 @@ def _short(exc: BaseException) -> str:
 
 def load_state_into(model: SwinIR, state: Mapping[str, Tensor], source: str = "checkpoint") -> None:
     """Load ``state`` into ``model`` strictly, with an error naming the first mismatches."""
+    _check_shapes(model, state, source)
+    own = model.state_dict()
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def _check_shapes(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -288,7 +300,6 @@ def load_state_into(model: SwinIR, state: Mapping[str, Tensor], source: str = "c
         )
     if problems:
         raise CheckpointError(f"{source}: does not match the SwinIR architecture: " + "; ".join(problems))
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
 def resolve_weights(path: str | os.PathLike[str]) -> Path:
@@ -327,21 +338,62 @@ def load_model(
     """
     path = resolve_weights(path)
     state, stored = read_checkpoint(path)
+    source = printable(path)
     try:
         inferred = infer_config(state, img_range)
     except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    except (KeyError, IndexError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a SwinIR state dict ({_short(exc)})") from None
+        raise CheckpointError(f"{source}: {exc}") from None
+    except (KeyError, IndexError, ValueError, TypeError, ArithmeticError) as exc:
+        raise CheckpointError(f"{source}: not a SwinIR state dict ({_short(exc)})") from None
     config = inferred
     if stored is not None:
         # The stored config is authoritative for what shapes cannot tell (img_range, img_size).
         config = replace(stored, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0)
         if img_range is not None:
             config = replace(config, img_range=float(img_range))
+    check_network(config, state, source)
     model = SwinIR(config)
-    load_state_into(model, state, str(path))
+    load_state_into(model, state, source)
     return model.eval().to(device)
+
+
+# Largest network a checkpoint may make us build: weights (which must all come from the file) plus
+# the index buffers derived from the window size. SwinIR-L needs about 50 MB.
+MAX_NETWORK_BYTES: int = 2 << 30
+
+
+def check_network(
+    config: SwinIRConfig, state: Mapping[str, Tensor], source: str, limit: int = MAX_NETWORK_BYTES
+) -> None:
+    """Refuse, before any memory is taken, a network that ``state`` cannot fill or that is too big.
+
+    Sizes read off a file (tensor shapes, stored metadata) are untrusted: a few-KB file can declare
+    an empty ``(1000000, 3, 0, 0)`` tensor, and building that network would ask for terabytes. The
+    network is therefore first built on PyTorch's ``meta`` device, which records shapes only; it
+    must match ``state`` tensor for tensor and, with its buffers, stay under ``limit`` bytes.
+
+    Raises:
+        CheckpointError: naming ``source`` and what does not fit.
+    """
+    blocks = sum(config.depths)
+    if blocks > len(state) or len(config.depths) > len(state):
+        raise CheckpointError(
+            f"{source}: describes {blocks} transformer blocks but holds only {len(state)} tensors"
+        )
+    try:
+        with torch.device("meta"):
+            skeleton = SwinIR(config)
+    except (ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+        raise CheckpointError(f"{source}: describes a network that cannot be built ({_short(exc)})") from None
+    _check_shapes(skeleton, state, source)
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    need = sum(t.numel() * t.element_size() for t in tensors)
+    if need > limit:
+        raise CheckpointError(
+            f"{source}: the network it describes needs {need / 2**30:.1f} GiB, over the limit of "
+            f"{limit / 2**30:.1f} GiB (embed_dim {config.embed_dim}, window_size {config.window_size}, "
+            f"depths {list(config.depths)})"
+        )
 
 
 def save_model(

@@ -26,7 +26,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("export-weights", "export_weights", "write the (EMA) weights of a checkpoint as .safetensors"),
     ("export-onnx", "export_onnx", "export a model to ONNX (dynamic batch, height, width)"),
     ("benchmark", "benchmark", "time a model on this machine (inference or a training step)"),
-    ("web", "web", "serve a local web page for upscaling images"),
+    ("web", "web", "serve a local web page (and HTTP API) for upscaling images"),
 )
 
 

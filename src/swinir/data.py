@@ -76,7 +76,13 @@ class ImageRecord:
 def list_images(root: str | os.PathLike[str]) -> list[Path]:
     """Every image under ``root`` (recursive, sorted, hidden files and folders skipped)."""
     out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(err: OSError) -> None:  # os.walk would skip the folder silently
+        from .paths import printable
+
+        raise DataError(f"{printable(err.filename or root)}: cannot read the folder ({err.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         out.extend(
             Path(dirpath, f)

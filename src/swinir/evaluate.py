@@ -67,12 +67,19 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
+    from .paths import folder_problem, printable
+
     folder = Path(folder)
-    if not folder.is_dir():
-        raise EvalError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise EvalError(f"{printable(folder)}: {'not a folder' if problem == 'no such folder' else problem}")
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:  # the folder changed since the check above
+        raise EvalError(f"{printable(folder)}: cannot list the folder ({exc.strerror})") from None
+    files = sorted(p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
     if not files:
-        raise EvalError(f"{folder}: no images found")
+        raise EvalError(f"{printable(folder)}: no images found")
     return files
 
 

@@ -17,11 +17,13 @@ reason: missing, empty, not an image, truncated or corrupt, unsupported mode, to
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,9 +56,11 @@ class ImageReadError(Exception):
     """An image that cannot be read; ``str()`` is one line naming the file and the reason."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        from .paths import printable
+
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{printable(path)}: {reason}")
 
 
 class ImageWriteError(Exception):
@@ -131,19 +135,21 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
     Raises:
         ImageReadError: one line naming the file and the reason.
     """
+    from .paths import file_problem
+
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(path, "no such file")
-    if path.is_dir():
-        raise ImageReadError(path, "is a directory, not an image")
+    problem = file_problem(path, "image")  # before opening: a FIFO or a device would never end
+    if problem is not None:
+        raise ImageReadError(path, problem)
     if path.stat().st_size == 0:
         raise ImageReadError(path, "file is empty")
     if max_pixels and Image.MAX_IMAGE_PIXELS and max_pixels > Image.MAX_IMAGE_PIXELS:
         # The caller asked for more than Pillow allows; Pillow refuses above twice its limit.
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(), _quiet_tifffile():
+            # Decoders warn about what they repair (corrupt EXIF, short tags); the result is ours to judge.
+            warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 width, height = im.size
                 if max_pixels and width * height > max_pixels:
@@ -154,11 +160,13 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not an image (unrecognised file format)") from None
+        raise ImageReadError(path, _unidentified_reason(path)) from None
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"too large: {_first_line(exc)}") from None
+        raise ImageReadError(path, _bomb_reason(exc, max_pixels)) from None
     except MemoryError:
         raise ImageReadError(path, "too large: out of memory while decoding") from None
+    except PermissionError:
+        raise ImageReadError(path, "permission denied (cannot open the file for reading)") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError) as exc:
         raise ImageReadError(path, f"truncated or corrupt ({_first_line(exc)})") from None
 
@@ -179,6 +187,61 @@ def _too_large(width: int, height: int, limit: int) -> str:
         f"too large: {width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of "
         f"{limit / 1e6:.1f} megapixels (raise it with --max-pixels or max_pixels=)"
     )
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Keep tifffile's log lines about damaged tags off the user's terminal while we read."""
+    import logging
+
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _bomb_reason(exc: Exception, max_pixels: int | None) -> str:
+    """Our too-large message for an image Pillow refused in ``open`` (more than twice its limit)."""
+    import re
+
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    limit = max_pixels or int(Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS)
+    size = f"{int(m.group(1)) / 1e6:.1f} megapixels" if m else "the image"
+    return (
+        f"too large: {size} exceeds the limit of {limit / 1e6:.1f} megapixels "
+        "(raise it with --max-pixels or max_pixels=)"
+    )
+
+
+# Leading bytes of the formats Pillow reads, to tell a damaged image from a file of another kind.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _unidentified_reason(path: Path) -> str:
+    """Why Pillow could not identify ``path``: a damaged header of a known format, or another format."""
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "corrupt WebP file (its header cannot be read)"
+    fmt = next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)
+    if fmt is None:
+        return "not an image (unrecognised file format)"
+    if fmt == "PNG" and len(head) >= 33 and head[12:16] == b"IHDR":
+        length = struct.unpack(">I", head[8:12])[0]
+        crc = struct.unpack(">I", head[29:33])[0]
+        if length == 13 and zlib.crc32(head[12:29]) & 0xFFFFFFFF != crc:
+            return "corrupt PNG file (the IHDR header chunk fails its CRC checksum)"
+    return f"corrupt {fmt} file (its header cannot be read)"
 
 
 class _UnsupportedMode(Exception):
@@ -356,6 +419,73 @@ def _decode_tiff16(path: Path, mode: str, icc: bytes | None, orientation: int) -
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
+
+
+def incomplete_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why an existing output file is not a complete image ("empty (0 bytes)", ...); None if it is.
+
+    ``--skip-existing`` trusts only files that pass: after a crash or a power loss an output can
+    be empty or cut short. The check reads the file's structure without decoding the pixels: PNG
+    chunks and their checksums up to IEND, the JPEG end marker, the sizes WebP and BMP record;
+    other formats are decoded.
+    """
+    from .paths import file_problem
+
+    problem = file_problem(path, "image")
+    if problem is not None:
+        return problem
+    size = os.path.getsize(path)
+    if size == 0:
+        return "empty (0 bytes)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            if head.startswith(b"\x89PNG\r\n\x1a\n"):
+                return _png_incomplete(f)
+            if head.startswith(b"\xff\xd8"):
+                f.seek(-2, os.SEEK_END)
+                return None if f.read(2) == b"\xff\xd9" else "cut short (no JPEG end marker)"
+            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                declared = struct.unpack("<I", head[4:8])[0] + 8
+                return None if declared <= size else f"cut short ({size} of {declared} bytes)"
+            if head[:2] == b"BM" and len(head) >= 6:
+                declared = struct.unpack("<I", head[2:6])[0]
+                return None if declared <= size else f"cut short ({size} of {declared} bytes)"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+    except Image.DecompressionBombError:
+        return None  # too large to decode here; its structure was not checked
+    except Exception as exc:  # any decoder failure means the file is not a usable output
+        return f"not a complete image ({_first_line(exc)})"
+    return None
+
+
+def _png_incomplete(f: io.BufferedReader) -> str | None:
+    """Walk PNG chunks from just after the signature; None when IEND is reached intact."""
+    f.seek(8)
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            return "cut short (no PNG end chunk)"
+        length, kind = struct.unpack(">I4s", header)
+        crc = zlib.crc32(kind)
+        left = length
+        while left:
+            block = f.read(min(left, 1 << 20))
+            if not block:
+                return "cut short (a PNG chunk is incomplete)"
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+        stored = f.read(4)
+        if len(stored) < 4 or struct.unpack(">I", stored)[0] != crc & 0xFFFFFFFF:
+            return "damaged (a PNG chunk fails its checksum)"
+        if kind == b"IEND":
+            return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -610,7 +610,9 @@ class SwinIR(nn.Module):
             self.absolute_pos_embed = nn.Parameter(torch.zeros(1, cfg.img_size * cfg.img_size, dim))
             nn.init.trunc_normal_(self.absolute_pos_embed, std=0.02)
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        dpr = torch.linspace(
+            0, cfg.drop_path_rate, sum(cfg.depths), device="cpu"
+        ).tolist()  # real even on meta
         self.layers = nn.ModuleList()
         for i, (depth, heads) in enumerate(zip(cfg.depths, cfg.num_heads, strict=True)):
             start = sum(cfg.depths[:i])

@@ -43,7 +43,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .atomic import atomic_path
+from .atomic import WriteError, atomic_path, remove_stale_temps
 from .data import DataError, ImageRecord, PatchLoader, build_spec, load_validation, scan_shards
 from .degradations import Degradation
 from .ema import EMA
@@ -174,17 +174,45 @@ def checkpoint_paths(out_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+# What every training checkpoint holds; one without them cannot resume a run.
+_CKPT_KEYS = ("step", "swinir_config", "model", "optimizer", "scheduler", "scaler", "rng")
+
+
 def read_training_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a training checkpoint safely (``weights_only``); errors name the file."""
+    """Load a training checkpoint safely (``weights_only``); errors name the file and the reason."""
+    from .paths import file_problem, printable
+
+    name = printable(path)
+    problem = file_problem(path, "checkpoint file")
+    if problem is not None:
+        raise ConfigError(f"{name}: {'no such checkpoint' if problem == 'no such file' else problem}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{name}: not a readable training checkpoint (the file is empty)")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such checkpoint") from None
     except Exception as exc:
-        raise ConfigError(f"{path}: not a readable training checkpoint ({exc})") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"{name}: not a readable training checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{path}: not a swinir training checkpoint (no format '{CHECKPOINT_FORMAT}')")
+        raise ConfigError(f"{name}: not a swinir training checkpoint (no format '{CHECKPOINT_FORMAT}')")
+    missing = [k for k in _CKPT_KEYS if k not in ckpt]
+    if missing:
+        raise ConfigError(f"{name}: incomplete training checkpoint (no {', '.join(missing)})")
     return ckpt
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically and durably, with a plain OSError when the disk is full.
+
+    torch's own file writer reports a full disk as an opaque ``RuntimeError`` (``enforce fail at
+    inline_container.cc``), so the checkpoint is serialised in memory and written by Python.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,9 +288,9 @@ class Trainer:
         # Dropout/drop-path draws differ per rank, as with independent samples.
         torch.manual_seed(cfg.seed * 1000 + self.rank + 1)
 
-        resume_path = self._resolve_resume(resume)
-        if resume_path is not None:
-            self._load(resume_path)
+        resumed = self._resolve_resume(resume)
+        if resumed is not None:
+            self._load(*resumed)
         elif cfg.training.init_from:
             self._init_from(cfg.training.init_from)
 
@@ -321,16 +349,41 @@ class Trainer:
 
     # --- resume ---
 
-    def _resolve_resume(self, resume: str | None) -> Path | None:
+    def _resolve_resume(self, resume: str | None) -> tuple[Path, dict[str, Any]] | None:
+        """The checkpoint to resume from: ``resume`` itself, or with "auto" the newest that loads.
+
+        A checkpoint a crash or a full disk left empty or cut short is skipped with a note naming
+        it and the reason, and the one before it is used.
+        """
         if resume is None:
             return None
-        if resume == "auto":
-            found = checkpoint_paths(self.out_dir)
-            return found[-1] if found else None
-        return Path(resume)
+        if resume != "auto":
+            return Path(resume), read_training_checkpoint(Path(resume))
+        found = checkpoint_paths(self.out_dir)
+        skipped: list[str] = []
+        for path in reversed(found):
+            try:
+                ckpt = read_training_checkpoint(path)
+            except ConfigError as exc:
+                skipped.append(str(exc))
+                if self.is_main:
+                    print(f"swinir train: skipped {exc}", file=sys.stderr)
+                continue
+            if skipped and self.is_main:
+                print(
+                    f"swinir train: resuming from {path.name}, the newest checkpoint that loads "
+                    f"({len(skipped)} newer one(s) skipped)",
+                    file=sys.stderr,
+                )
+            return path, ckpt
+        if found:
+            raise ConfigError(
+                f"none of the {len(found)} checkpoint(s) in {self.out_dir / 'checkpoints'} loads "
+                f"(newest: {skipped[0]})"
+            )
+        return None
 
-    def _load(self, path: Path) -> None:
-        ckpt = read_training_checkpoint(path)
+    def _load(self, path: Path, ckpt: dict[str, Any]) -> None:
         stored = SwinIRConfig.from_dict(dict(ckpt["swinir_config"]))
         if stored != self.cfg.model:
             mine, theirs = self.cfg.model.to_dict(), stored.to_dict()
@@ -458,8 +511,7 @@ class Trainer:
         if not self.is_main:
             return None
         path = self.out_dir / "checkpoints" / f"step_{self.step:08d}.pt"
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, path)
         for old in checkpoint_paths(self.out_dir)[: -self.cfg.logging.keep_last]:
             old.unlink(missing_ok=True)
         return path
@@ -470,6 +522,13 @@ class Trainer:
         if not self.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_temps(self.out_dir) + remove_stale_temps(self.out_dir / "checkpoints")
+        if removed:
+            print(
+                f"swinir train: removed {len(removed)} temporary file(s) an interrupted run left in "
+                f"{self.out_dir}",
+                file=sys.stderr,
+            )
         with atomic_path(self.out_dir / "config.toml") as tmp:
             tmp.write_text(to_toml(self.cfg))
         self._log_file = open(self.out_dir / "log.jsonl", "a")  # noqa: SIM115 - closed in run()
@@ -487,8 +546,13 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self._log_file is not None:
-            self._log_file.write(json.dumps(record) + "\n")
-            self._log_file.flush()
+            try:
+                self._log_file.write(json.dumps(record) + "\n")
+                self._log_file.flush()
+            except OSError as exc:
+                raise WriteError(
+                    self.out_dir / "log.jsonl", exc.errno or 5, exc.strerror or str(exc)
+                ) from None
         if self._writer is not None:
             for key, value in record.items():
                 if key not in ("step", "time") and isinstance(value, (int, float)):
@@ -659,7 +723,8 @@ class Trainer:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             if self._log_file is not None:
-                self._log_file.close()
+                with contextlib.suppress(OSError):  # a full disk was reported already
+                    self._log_file.close()
             if self._writer is not None:
                 self._writer.close()
 
@@ -681,8 +746,7 @@ class Trainer:
 
     def _save_best(self) -> None:
         # Rank 0 alone validates, so no collective RNG gather here; best.pt is for export, not resume.
-        with atomic_path(self.out_dir / "best.pt") as tmp:
-            torch.save(self._checkpoint(gather=False), tmp)
+        save_torch(self._checkpoint(gather=False), self.out_dir / "best.pt")
 
 
 def _clock(seconds: float) -> str:
@@ -781,6 +845,14 @@ def run_from_args(args: argparse.Namespace, prog: str = "swinir train") -> int:
     except (ConfigError, DataError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    except WriteError as exc:
+        hint = " (free some space, then continue with --resume)" if exc.disk_full else ""
+        print(f"{prog}: {exc}{hint}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

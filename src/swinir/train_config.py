@@ -228,6 +228,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        _check_ranges(self)
         if self.model.upsampler == "":
             raise ConfigError("the trainer handles super-resolution models (model.upsampler must be set)")
 
@@ -238,6 +239,30 @@ class TrainConfig:
             if f.name not in ("seed", "model"):
                 out[f.name] = dataclasses.asdict(getattr(self, f.name))
         return out
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    """Numeric ranges beyond :meth:`TrainConfig.validate`'s list; each failure names its field."""
+    d, o, s, t, v = cfg.data, cfg.optim, cfg.schedule, cfg.training, cfg.validation
+    checks: list[tuple[bool, str]] = [
+        (t.threads >= 0, f"training.threads must be >= 0 (0 = torch's default), got {t.threads}"),
+        (all(0 <= b < 1 for b in o.betas), f"optim.betas must both be in [0, 1), got {o.betas}"),
+        (o.eps > 0, "optim.eps must be positive"),
+        (o.weight_decay >= 0, "optim.weight_decay must be >= 0"),
+        (o.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)"),
+        (o.charbonnier_eps > 0, "optim.charbonnier_eps must be positive"),
+        (s.gamma > 0, "schedule.gamma must be positive"),
+        (s.min_lr >= 0, "schedule.min_lr must be >= 0"),
+        (all(m >= 0 for m in s.milestones), "schedule.milestones must be >= 0"),
+        (0 <= d.blur_prob <= 1, "data.blur_prob must be in [0, 1]"),
+        (0 <= d.noise_prob <= 1, "data.noise_prob must be in [0, 1]"),
+        (0 <= d.jpeg_prob <= 1, "data.jpeg_prob must be in [0, 1]"),
+        (v.max_images >= 0, "validation.max_images must be >= 0 (0 = all)"),
+        (v.samples >= 0, "validation.samples must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
 
 
 _SECTIONS: dict[str, type] = {
@@ -254,6 +279,11 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Check ``value`` against a simple annotation (int/float/str/bool/list[...]); ints pass as floats."""
     origin = get_origin(typ)
     key = where.split("[", 1)[0]
+    if origin is tuple:  # tuple[int, ...] in SwinIRConfig, written as a TOML list
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}", key)
+        inner = get_args(typ)[0]
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}", key)
@@ -270,6 +300,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}", key)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}", key)
         return float(value)
     if typ is str:
         if not isinstance(value, str):
@@ -302,12 +334,41 @@ def _build_model(table: Any) -> SwinIRConfig:
         raise ConfigError("[model] must be a table")
     table = dict(table)
     name = table.pop("preset", None)
-    base = preset(name).to_dict() if name is not None else SwinIRConfig().to_dict()
+    hints = get_type_hints(SwinIRConfig)
+    unknown = sorted(set(table) - set(hints))
+    if unknown:
+        raise ConfigError(f"[model]: unknown SwinIR config keys: {', '.join(unknown)}")
+    table = {k: _coerce(v, hints[k], f"model.{k}") for k, v in table.items()}
+    try:
+        base = preset(name).to_dict() if name is not None else SwinIRConfig().to_dict()
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"model.preset: {exc}") from None
     base.update(table)
+    _check_model_ranges(base)
     try:
         return SwinIRConfig.from_dict(base)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[model]: {exc}") from None
+
+
+def _check_model_ranges(m: dict[str, Any]) -> None:
+    """Sizes and rates a network can be built with; each failure names its field."""
+    checks: list[tuple[bool, str]] = [
+        (m["embed_dim"] >= 1, "model.embed_dim must be positive"),
+        (all(d >= 1 for d in m["depths"]), "model.depths must be positive block counts"),
+        (all(h >= 1 for h in m["num_heads"]), "model.num_heads must be positive"),
+        (m["window_size"] >= 1, "model.window_size must be positive"),
+        (m["img_size"] >= 1, "model.img_size must be positive"),
+        (m["num_feat"] >= 1, "model.num_feat must be positive"),
+        (m["mlp_ratio"] > 0, "model.mlp_ratio must be positive"),
+        (m["img_range"] > 0, "model.img_range must be positive"),
+        (0 <= m["drop_rate"] < 1, "model.drop_rate must be in [0, 1)"),
+        (0 <= m["attn_drop_rate"] < 1, "model.attn_drop_rate must be in [0, 1)"),
+        (0 <= m["drop_path_rate"] < 1, "model.drop_path_rate must be in [0, 1)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
@@ -368,12 +429,19 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """Read a TOML config (or start from defaults when ``path`` is None) and apply overrides."""
     raw: dict[str, Any] = {}
     if path is not None:
+        from .paths import file_problem
+
         path = Path(path)
+        problem = file_problem(path, "config file")
+        if problem is not None:
+            raise ConfigError(f"{path}: {'no such config file' if problem == 'no such file' else problem}")
         try:
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start} cannot be decoded)") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     raw = apply_overrides(raw, overrides or [])

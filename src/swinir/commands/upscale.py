@@ -226,6 +226,7 @@ class Plan:
 def plan_jobs(inputs: list[str], output: str | None, recursive: bool, fmt: str, suffix: str) -> Plan:
     """Pair every input image with its output path; problems found now are returned as failures."""
     from ..imageio import FORMAT_BY_SUFFIX, IMAGE_SUFFIXES
+    from ..paths import file_problem, printable
 
     def out_name(src: Path) -> str:
         ext = src.suffix.lower() if fmt == "same" else _EXT[fmt]
@@ -247,38 +248,26 @@ def plan_jobs(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
     for text in inputs:
         src = Path(text)
         if src.is_dir():
-            if recursive:
-                candidates = list(src.rglob("*"))
-            else:
-                candidates = list(src.iterdir())
-                subfolders = [
-                    d
-                    for d in candidates
-                    if d.is_dir() and not d.name.startswith(".") and not (out and _inside(d, out))
-                ]
-                if subfolders:
-                    notes.append(
-                        f"{src}: {len(subfolders)} subfolder(s) not searched "
-                        "(add --recursive to include them)"
-                    )
-            files = sorted(
-                f
-                for f in candidates
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-            )
+            files, skipped_dirs = _folder_images(src, recursive, IMAGE_SUFFIXES, failures)
+            skipped_dirs = [d for d in skipped_dirs if not (out and _inside(d, out))]
+            if skipped_dirs:
+                notes.append(
+                    f"{printable(src)}: {len(skipped_dirs)} subfolder(s) not searched "
+                    "(add --recursive to include them)"
+                )
             root = out or src
             for f in files:
                 if out is not None and _inside(f, out) and out.resolve() != src.resolve():
                     continue  # earlier outputs written inside the input tree
                 jobs.append(Job(f, root / f.relative_to(src).parent / out_name(f)))
-        elif src.is_file():
+        elif (problem := file_problem(src, "image")) is None:
             if single:
                 assert out is not None
                 jobs.append(Job(src, out))
             else:
                 jobs.append(Job(src, (out or src.parent) / out_name(src)))
         else:
-            failures.append((src, "no such file or folder"))
+            failures.append((src, "no such file or folder" if problem == "no such file" else problem))
     seen: dict[Path, Path] = {}
     kept: list[Job] = []
     for job in jobs:
@@ -291,6 +280,43 @@ def plan_jobs(inputs: list[str], output: str | None, recursive: bool, fmt: str, 
             seen[key] = job.src
             kept.append(job)
     return Plan(kept, failures, notes)
+
+
+def _folder_images(
+    src: Path, recursive: bool, suffixes: frozenset[str], failures: list[tuple[Path, str]]
+) -> tuple[list[Path], list[Path]]:
+    """Image files in ``src`` (and below with ``recursive``), sorted, hidden names skipped; and,
+    without ``recursive``, the subfolders left out (so that the run can say so).
+
+    A folder that cannot be listed and an image-named entry that is not a readable regular file
+    (a FIFO, a link to a device, a dangling link) are failures, so nothing is left out silently.
+    """
+    from ..paths import file_problem
+
+    def unreadable(err: OSError) -> None:
+        failures.append((Path(err.filename or src), f"cannot read the folder ({_strerror(err)})"))
+
+    found: list[Path] = []
+    left_out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(src, onerror=unreadable):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath, name)
+            if name.startswith(".") or path.suffix.lower() not in suffixes:
+                continue
+            problem = file_problem(path, "image")
+            if problem is None:
+                found.append(path)
+            else:
+                failures.append((path, problem))
+        if not recursive:
+            left_out = [Path(dirpath, d) for d in dirnames if not d.startswith(".")]
+            break
+    return sorted(found), left_out
+
+
+def _strerror(err: OSError) -> str:
+    return "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err)).lower()
 
 
 def _looks_like_image(name: str) -> bool:
@@ -330,6 +356,8 @@ def _check_options(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..paths import printable
+
     if args.list_models:
         from ..zoo import describe_models
 
@@ -344,11 +372,11 @@ def run(args: argparse.Namespace) -> int:
     scan = plan_jobs(args.inputs, args.output, args.recursive, args.format, args.suffix or "_x")
     missing = [(src, reason) for src, reason in scan.failures if reason == "no such file or folder"]
     for src, reason in missing:
-        _say(f"{src}: {reason}")
+        _say(f"{printable(src)}: {reason}")
     if not scan.jobs:
         for src, reason in scan.failures:
             if reason != "no such file or folder":
-                _say(f"{src}: {reason}")
+                _say(f"{printable(src)}: {reason}")
         if not scan.failures:
             _say("no images found in the given input(s)")
         for note in scan.notes:
@@ -369,9 +397,18 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
     from tqdm import tqdm
 
     from .. import ranks as ranks_mod
+    from ..atomic import WriteError, remove_stale_temps
     from ..checkpoint import CheckpointError
-    from ..imageio import DEFAULT_MAX_PIXELS, ImageReadError, ImageWriteError, read_image, write_image
+    from ..imageio import (
+        DEFAULT_MAX_PIXELS,
+        ImageReadError,
+        ImageWriteError,
+        incomplete_reason,
+        read_image,
+        write_image,
+    )
     from ..jpeg_quality import jpeg_tables
+    from ..paths import printable
     from ..upscaler import Upscaler
     from ..zoo import ZooError
 
@@ -411,7 +448,15 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
     if ranks.main:
         for src, reason in plan.failures:
             if reason != "no such file or folder":  # those were reported already
-                _say(f"{src}: {reason}")
+                _say(f"{printable(src)}: {reason}")
+        # Before any process writes: a temp file found now is an interrupted run's, not ours.
+        for folder in sorted({job.dst.parent for job in plan.jobs}):
+            removed = remove_stale_temps(folder)
+            if removed and not args.quiet:
+                _say(
+                    f"removed {len(removed)} temporary file(s) an interrupted run left in {printable(folder)}"
+                )
+    ranks_mod.barrier(ranks)
     jobs = ranks_mod.share(plan.jobs, ranks, cost=_file_cost)
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     tag = f"[{ranks.rank}] " if ranks.several else ""
@@ -426,22 +471,29 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
     bars_off = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     written = skipped = 0
     files_bar = tqdm(jobs, desc="images", unit="img", disable=True if len(jobs) < 2 else bars_off)
-    for job in files_bar:
-        if args.skip_existing and job.dst.exists():
-            skipped += 1
-            continue
+    for index, job in enumerate(files_bar):
+        if args.skip_existing and os.path.lexists(job.dst):
+            problem = incomplete_reason(job.dst)
+            if problem is None:
+                skipped += 1
+                continue
+            tqdm.write(
+                f"swinir upscale: {tag}{printable(job.dst)} exists but is {problem}; making it again",
+                file=sys.stderr,
+            )
         start = time.perf_counter()
         try:
             data = read_image(job.src, max_pixels=max_pixels)
             if data.frames > 1 and not args.quiet:
                 tqdm.write(
-                    f"swinir upscale: {tag}{job.src}: has {data.frames} frames (animated or multi-page); "
-                    "only the first is upscaled",
+                    f"swinir upscale: {tag}{printable(job.src)}: has {data.frames} frames "
+                    "(animated or multi-page); only the first is upscaled",
                     file=sys.stderr,
                 )
             member, choice = upscaler.choose_noise(jpeg_tables(job.src))
             if args.noise == "auto" and not args.quiet:
-                tqdm.write(f"{tag}{job.src}: noise level {choice.level} ({choice.reason})", file=sys.stderr)
+                note = f"{tag}{printable(job.src)}: noise level {choice.level} ({choice.reason})"
+                tqdm.write(note, file=sys.stderr)
             tiles = member.plan(data)
             total = member.count_tiles(data)
             with tqdm(
@@ -457,19 +509,33 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
             failures.append((job.src, _reason(exc, job.src)))
             tqdm.write(f"swinir upscale: {tag}{exc}", file=sys.stderr)
             continue
+        except WriteError as exc:
+            failures.append((job.src, f"cannot write {printable(job.dst)}: {exc.reason}"))
+            tqdm.write(f"swinir upscale: {tag}{exc}", file=sys.stderr)
+            if exc.disk_full:
+                # Every later write would fail the same way: stop rather than compute them all.
+                not_done = jobs[index + 1 :]
+                failures.extend((j.src, "not processed: the disk is full") for j in not_done)
+                tqdm.write(
+                    f"swinir upscale: {tag}stopping: no space left on device; {len(not_done)} image(s) "
+                    "not processed (free some space, then rerun with --skip-existing)",
+                    file=sys.stderr,
+                )
+                break
+            continue
         except (MemoryError, RuntimeError, OSError, ValueError) as exc:
             reason = _reason(exc, job.src)
             if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
                 reason = "out of memory (try --max-memory with less, a smaller --tile, or --precision bf16)"
             failures.append((job.src, reason))
-            tqdm.write(f"swinir upscale: {tag}{job.src}: {reason}", file=sys.stderr)
+            tqdm.write(f"swinir upscale: {tag}{printable(job.src)}: {reason}", file=sys.stderr)
             continue
         written += 1
         if not args.quiet:
             seconds = time.perf_counter() - start
             tqdm.write(
-                f"{tag}{job.src} -> {job.dst} ({data.width}x{data.height} -> {result.width}x{result.height}, "
-                f"{tiles.describe()}, {seconds:.1f} s)"
+                f"{tag}{printable(job.src)} -> {printable(job.dst)} ({data.width}x{data.height} -> "
+                f"{result.width}x{result.height}, {tiles.describe()}, {seconds:.1f} s)"
             )
     files_bar.close()
 
