@@ -10,7 +10,10 @@ Upscaler's tiling, colour handling and file I/O sit on top and never see which o
 - :mod:`.openvino`: the model converted per tile shape (once, cached) in OpenVINO, fp32 (CPU).
 
 A new back end is a module here with a class that satisfies :class:`Runner`, plus a branch in
-:func:`make_runner`.
+:func:`make_runner`. One that compiles per input shape (``openvino``) also has
+``cached_shapes()`` (the (B, C, H, W) shapes it has converted) and ``prepare(shapes)`` (convert or
+load them now): the Upscaler asks it for its shapes when planning tiles, and converts what a run
+needs before the first image.
 """
 
 from __future__ import annotations
