@@ -319,7 +319,7 @@ def test_set_errors_blame_the_override_with_toml_syntax() -> None:
     with pytest.raises(ConfigError) as info:
         load_config("configs/lightweight_x2.toml", ["data.train_dirs=/tmp/x"])
     msg = str(info.value)
-    assert msg.startswith("--set data.train_dirs=/tmp/x: expected a list")
+    assert msg.startswith("data.train_dirs: expected a list, got '/tmp/x' (in --set data.train_dirs=/tmp/x;")
     assert """--set 'data.train_dirs=["/tmp/x"]'""" in msg and "lightweight_x2.toml" not in msg
     with pytest.raises(
         ConfigError, match=r"unknown key\(s\) in \[data\]: trian_dirs \(did you mean train_dirs\?\)"

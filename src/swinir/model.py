@@ -891,6 +891,8 @@ PRESETS: dict[str, Callable[[], SwinIRConfig]] = {
 
 def preset(name: str) -> SwinIRConfig:
     """Look up a preset config by name (see ``PRESETS``); ``lightweight-x2`` is ``lightweight_x2``."""
+    if not isinstance(name, str):
+        raise ValueError(f"preset must be a name, one of {', '.join(PRESETS)}; got {name!r}")
     key = name.strip().lower().replace("-", "_")
     factory = PRESETS.get(key)
     if factory is None:

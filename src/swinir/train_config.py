@@ -450,7 +450,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     except ConfigError as exc:
         blamed = _override_for(exc.key, overrides or [])
         if blamed is not None:
-            raise ConfigError(f"--set {blamed}: {_reason(exc)}{_toml_hint(exc, blamed)}", exc.key) from None
+            # The field first, as every config error; then the --set it came from, with the syntax.
+            raise ConfigError(f"{exc} (in --set {blamed}{_toml_hint(exc, blamed)})", exc.key) from None
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{exc}", exc.key) from None
 
@@ -467,13 +468,6 @@ def _override_for(key: str | None, overrides: list[str]) -> str | None:
     return found
 
 
-def _reason(exc: ConfigError) -> str:
-    """The message without its leading ``section.key: ``."""
-    text = str(exc)
-    prefix = f"{exc.key}: "
-    return text[len(prefix) :] if exc.key and text.startswith(prefix) else text
-
-
 def _toml_hint(exc: ConfigError, override: str) -> str:
     """How to write the value in TOML, for the type the key expected."""
     key, value = override.split("=", 1)
@@ -483,11 +477,11 @@ def _toml_hint(exc: ConfigError, override: str) -> str:
         items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
         quoted = ", ".join(v if v[:1] in "\"'" else _toml_value(v) for v in items)
         example = f"{key.strip()}=[{quoted}]"
-        return f" (values are TOML: a list goes in brackets, strings in quotes: --set '{example}')"
+        return f"; values are TOML: a list goes in brackets, strings in quotes: --set '{example}'"
     if "expected a string" in text:
-        return f" (values are TOML: quote strings, e.g. --set '{key.strip()}=\"{value.strip(chr(34))}\"')"
+        return f"; values are TOML: quote strings, e.g. --set '{key.strip()}=\"{value.strip(chr(34))}\"'"
     if "expected" in text:
-        return " (values are TOML: numbers bare, true/false in lower case, strings in quotes)"
+        return "; values are TOML: numbers bare, true/false in lower case, strings in quotes"
     return ""
 
 
