@@ -18,7 +18,13 @@ of the output from the baseline's.
 
 Variants: ``baseline`` (official network, spandrel, fp32), ``fp32`` (this package, PyTorch),
 ``int8`` (``--precision int8``: dynamic int8 linear layers), ``ort`` / ``ort-int8`` (the exported
-graph in ONNX Runtime, fp32 / dynamic int8). Training cases time forward + L1 loss + backward.
+graph in ONNX Runtime, fp32 / dynamic int8), ``openvino`` (``--backend openvino``: the graph-mode
+network in its plain 4-D attention form, converted for the case's shape into a fresh cache, so its
+first call includes the conversion; the conversion and compile times are reported apart). Presets
+are those of ``swinir.model.PRESETS`` and ``default`` (the bundled model's architecture). Training
+cases time forward + L1 loss + backward.
+
+    .venv-bench/bin/python benchmarks/speed.py --suite openvino     # the OpenVINO cases (issue 13)
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ import torch.nn.functional as F
 from swinir.commands.benchmark import PeakMemory, model_flops
 from swinir.model import SwinIR, SwinIRConfig, preset
 
-FORWARD_VARIANTS = ("baseline", "fp32", "int8", "ort", "ort-int8")
+FORWARD_VARIANTS = ("baseline", "fp32", "int8", "ort", "ort-int8", "openvino")
+OPENVINO_VARIANTS = ("baseline", "fp32", "openvino")
 TRAIN_VARIANTS = ("baseline", "fp32")
 
 
@@ -75,6 +82,14 @@ def _cases(suite: str) -> list[Case]:
     ]
     if suite == "acceptance":
         return acceptance
+    if suite == "openvino":  # issue 13
+        ov = OPENVINO_VARIANTS
+        return [
+            Case("forward", "lightweight_x2", 256, 1, ov),
+            Case("forward", "default", 256, 1, ov),
+            Case("forward", "default", 64, 1, ov),
+            Case("forward", "seed_x2", 256, 1, ov, repeat=1),
+        ]
     if suite == "quick":
         return [Case("forward", "lightweight_x2", 64, 1, fwd), Case("train", "lightweight_x2", 64, 1, trn)]
     torch_only = ("baseline", "fp32", "int8")
@@ -135,6 +150,9 @@ class Result:
     peak: list[int] = field(default_factory=list)
     setup_s: float = 0.0
     first_s: float = 0.0
+    convert_s: float | None = None  # openvino: torch.export + convert_model + save_model
+    compile_s: float | None = None  # openvino: compile_model
+    first_peak: int | None = None  # peak memory growth of the first call (conversion included)
     max_diff: float | None = None
     error: str | None = None
 
@@ -167,6 +185,19 @@ def _variant_fn(variant: str, case: Case, ours: SwinIR, base: torch.nn.Module, x
                 return net(x)
 
         return forward
+    if variant == "openvino":
+        import tempfile
+
+        from swinir.backends.openvino import OpenVinoRunner
+
+        # A fresh cache: the first call pays the conversion, as a first run on a machine does.
+        runner = OpenVinoRunner(ours, threads=threads, cache=Path(tempfile.mkdtemp()), log=lambda line: None)
+
+        def run_openvino() -> torch.Tensor:
+            return runner.forward(x)
+
+        run_openvino.events = runner.events  # type: ignore[attr-defined]  # read by run_case
+        return run_openvino
     from swinir.backends.onnxruntime import OnnxRunner
 
     runner = OnnxRunner.from_model(
@@ -175,8 +206,21 @@ def _variant_fn(variant: str, case: Case, ours: SwinIR, base: torch.nn.Module, x
     return lambda: runner.forward(x)
 
 
+def case_config(name: str) -> SwinIRConfig:
+    """A preset's config, or for ``default`` the bundled model's (read from its file)."""
+    if name == "default":
+        from swinir.checkpoint import read_checkpoint
+        from swinir.zoo import bundled_path
+
+        cfg = read_checkpoint(bundled_path())[1]
+        if cfg is None:
+            raise SystemExit("the bundled model file has no config")
+        return cfg
+    return preset(name)
+
+
 def run_case(case: Case, threads: int, repeat: int) -> dict[str, Any]:
-    cfg = preset(case.preset)
+    cfg = case_config(case.preset)
     torch.manual_seed(0)
     ours = SwinIR(cfg).eval()
     base = baseline_network(cfg).eval()
@@ -193,9 +237,16 @@ def run_case(case: Case, threads: int, repeat: int) -> dict[str, Any]:
         try:
             fns[variant] = _variant_fn(variant, case, ours, base, x, threads)
             res.setup_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            out = fns[variant]()
-            res.first_s = time.perf_counter() - t0
+            _trim()
+            with PeakMemory() as first_mem:
+                t0 = time.perf_counter()
+                out = fns[variant]()
+                res.first_s = time.perf_counter() - t0
+            res.first_peak = first_mem.peak
+            events = getattr(fns[variant], "events", None)
+            if events:
+                res.convert_s = sum(e.convert_s for e in events)
+                res.compile_s = sum(e.compile_s for e in events)
         except Exception as exc:  # report and go on with the other variants
             res.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             fns.pop(variant, None)
@@ -236,7 +287,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         info["cpu"] = platform.processor()
     info["logical_cpus"] = os.cpu_count()
-    for mod in ("spandrel", "onnxruntime", "onnx"):
+    for mod in ("spandrel", "onnxruntime", "onnx", "openvino"):
         try:
             info[mod] = __import__(mod).__version__
         except ImportError:
@@ -270,12 +321,40 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {label} | {r['variant']} | {med:.2f} s | {rate} | {peak} | {case['gflop']:.0f} | "
                 f"{case['gflop'] / med:.1f} | {ratio} | {diff} |"
             )
+    lines += ["", *startup_table(report)]
     return "\n".join(lines)
+
+
+def startup_table(report: dict[str, Any]) -> list[str]:
+    """Set-up and first-call costs (the first call includes any conversion), and the speed-up over
+    this package's PyTorch runner (``fp32``) in the same process."""
+    lines = [
+        "| case | variant | set-up | first call | of which conversion | compile | first-call peak mem "
+        "| median | vs fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in report["cases"]:
+        ours = next((r for r in case["results"] if r["variant"] == "fp32" and r["median"]), None)
+        for r in case["results"]:
+            if r["error"] or not r["median"]:
+                continue
+            label = f"{case['mode']} {case['preset']} {case['size']}x{case['size']} b{case['batch']}"
+            conv = "-" if r.get("convert_s") is None else f"{r['convert_s']:.1f} s"
+            comp = "-" if r.get("compile_s") is None else f"{r['compile_s']:.1f} s"
+            vs = f"{ours['median'] / r['median']:.2f}x" if ours else "-"
+            peak = "-" if r.get("first_peak") is None else f"{r['first_peak'] / 2**20:.0f} MiB"
+            lines.append(
+                f"| {label} | {r['variant']} | {r['setup_s']:.1f} s | {r['first_s']:.1f} s | {conv} | "
+                f"{comp} | {peak} | {r['median']:.2f} s | {vs} |"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", default="acceptance", choices=("acceptance", "full", "sizes", "quick"))
+    parser.add_argument(
+        "--suite", default="acceptance", choices=("acceptance", "full", "sizes", "quick", "openvino")
+    )
     parser.add_argument("--case", action="append", default=[], help="MODE:PRESET:SIZE:BATCH (repeatable)")
     parser.add_argument("--variants", default=None, help="comma-separated subset of variants")
     parser.add_argument("--threads", type=int, default=2)

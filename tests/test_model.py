@@ -99,3 +99,23 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
         SwinIRConfig(upsampler="bilinear")
     with pytest.raises(ValueError, match="divisible"):
         SwinIRConfig(embed_dim=50, num_heads=(6, 6, 6, 6))
+
+
+@pytest.mark.parametrize("attention", ["fused", "plain4d"])
+def test_graph_mode_forms_compute_the_same_function(attention: str) -> None:
+    """Both graph-mode attention forms (ONNX Runtime's, OpenVINO's) equal the eager network, with
+    shifted windows, several images and a size that is not square."""
+    base = preset("seed_x2").to_dict()
+    cfg = SwinIRConfig.from_dict(
+        {**base, "depths": [2, 2], "num_heads": [2, 2], "embed_dim": 16, "num_feat": 8}
+    )
+    torch.manual_seed(0)
+    model = SwinIR(cfg).eval()
+    x = torch.rand(2, 3, 20, 28)
+    with torch.inference_mode():
+        want = model(x)
+        model.set_graph_mode(True, attention=attention)  # type: ignore[arg-type]
+        got = model(x)
+    assert (got - want).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="attention must be one of"):
+        model.set_graph_mode(True, attention="5d")  # type: ignore[arg-type]

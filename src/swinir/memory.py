@@ -8,8 +8,9 @@ linear in pixels, with coefficients from the model's widths (measured peaks of t
 - the network, per pixel of the tile it runs on: ``4 * embed_dim`` floats of feature maps (the
   residual stream, a block's output, the group's skip and the long skip), or the upsampler's
   ``embed_dim + 2.25 * num_feat * scale^2`` floats if that is more (``2 * channels * scale^2`` more
-  for the one-step upsampler), plus for ONNX Runtime, which attends all windows at once,
-  ``2 * heads * window^2 + 7 * embed_dim``; 4 bytes a float (2 in bf16), and a 30% margin;
+  for the one-step upsampler), plus for ONNX Runtime and OpenVINO, which attend all windows at once,
+  ``2 * heads * window^2 + 7 * embed_dim``, and for OpenVINO also its shift-mask input,
+  ``window^2``; 4 bytes a float (2 in bf16), and a 30% margin;
 - image-sized buffers, per input pixel: the decoded input and its float copies (``9 * channels``
   bytes), and the float output, its 8/16-bit copy and the encoder's buffer
   (``7 * channels * scale^2`` bytes; the float output is there while tiles run);
@@ -66,9 +67,11 @@ class MemoryEstimate:
             floats = max(4 * dim, dim + 2.25 * config.num_feat * s2)
         else:  # one-step pixel shuffle, or restoration (scale 1)
             floats = 4 * dim + 2 * c * s2
-        if backend == "onnxruntime":
+        if backend in ("onnxruntime", "openvino"):
             n = config.window_size * config.window_size
             floats += 2 * max(config.num_heads) * n + 7 * dim
+        if backend == "openvino":  # the shift mask, an input of the converted graph
+            floats += n
         bytes_per_float = 2 if precision == "bf16" and backend == "torch" else 4
         return cls(
             network_per_pixel=MARGIN * floats * bytes_per_float,

@@ -30,6 +30,12 @@ from .cpu_parallel import CHUNK_POOL, Keep, current_generator, run_batch, run_bl
 from .windows import MASK_VALUE, pad_to_window, relative_position_index, shift_regions
 
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
+# How graph mode writes window attention (see SwinIR.set_graph_mode): "fused" keeps the single q/k/v
+# projection and a 5-D view around the shift mask (what ONNX Runtime runs best); "plain4d" splits
+# q, k and v into three projections and keeps every tensor 4-D, the pattern OpenVINO's CPU plugin
+# fuses into its multi-head-attention kernels. Same weights, same function.
+GraphAttention = Literal["fused", "plain4d"]
+GRAPH_ATTENTIONS: tuple[str, ...] = ("fused", "plain4d")
 ResiConnection = Literal["1conv", "3conv"]
 
 UPSAMPLERS: tuple[str, ...] = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
@@ -297,6 +303,33 @@ class WindowAttention(nn.Module):
         out = torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(t, c)
         return self.proj(out)
 
+    def forward_graph_4d(self, x: Tensor, bias: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``forward_graph`` with every tensor 4-D (eval only), the form OpenVINO fuses.
+
+        q, k and v come from the three row blocks of the ``qkv`` weight as separate projections,
+        each viewed to (nb, h, N, d) by one transpose; the bias and the mask are added one after
+        the other (a combined (nW, h, N, N) table would cost gigabytes at large sizes).
+
+        Args:
+            x: (T, C) tokens grouped by window (all images), T a multiple of N.
+            bias: (1, h, N, N) relative-position bias.
+            mask: optional (nb, 1, N, N) shifted-window mask, one per window of every image.
+        """
+        t, c = x.shape
+        n = self.window_size * self.window_size
+        h, d = self.num_heads, self.head_dim
+        nb = t // n
+        weights = self.qkv.weight.chunk(3)
+        biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None, None, None)
+        q, k, v = (
+            F.linear(x, w, b).view(nb, n, h, d).transpose(1, 2) for w, b in zip(weights, biases, strict=True)
+        )
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale + bias
+        if mask is not None:
+            scores = scores + mask
+        out = torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(t, c)
+        return self.proj(out)
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
 
@@ -328,8 +361,11 @@ class SwinTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.graph_mode = False  # see SwinIR.set_graph_mode
+        self.graph_attention: GraphAttention = "fused"
 
-    def forward(self, x: Tensor, x_size: tuple[int, int], recompute: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, x_size: tuple[int, int], recompute: bool = False, shift_mask: Tensor | None = None
+    ) -> Tensor:
         """(B, L, C) -> (B, L, C) for an image of ``x_size`` = (H, W) with H, W multiples of ws.
 
         The math is :meth:`run_chunk`: everything but the attention is token-wise, so the block
@@ -338,7 +374,7 @@ class SwinTransformerBlock(nn.Module):
         ``recompute`` keeps no activations and recomputes them in backward (gradient checkpointing).
         """
         if self.graph_mode:
-            return self.forward_graph(x, x_size)
+            return self.forward_graph(x, x_size, shift_mask)
         b = x.shape[0]
         keep = (self.drop_path.sample(b, x), self.drop_path.sample(b, x))
         return run_block(self, x, x_size, keep, self._dropout_seed(), recompute)
@@ -359,9 +395,13 @@ class SwinTransformerBlock(nn.Module):
         """(M, h, N, N) bias of each mask group (see :meth:`WindowAttention.attention_bias`)."""
         return self.attn.attention_bias(masks, dtype)
 
-    def forward_graph(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
+    def forward_graph(self, x: Tensor, x_size: tuple[int, int], shift_mask: Tensor | None = None) -> Tensor:
         """The block as one traceable graph (eval only): roll, partition, attention of all windows
-        with the mask built from the (possibly symbolic) size, reverse. (B, L, C) -> (B, L, C)."""
+        with the mask built from the (possibly symbolic) size, reverse. (B, L, C) -> (B, L, C).
+
+        ``shift_mask``: the (nW, 1, N, N) mask of shifted windows given as a graph input instead
+        (:meth:`SwinIR.forward_padded`); ignored by unshifted blocks.
+        """
         height, width = x_size
         b, length, c = x.shape
         ws, shift, n = self.window_size, self.shift_size, self.window_size * self.window_size
@@ -371,15 +411,20 @@ class SwinTransformerBlock(nn.Module):
         if shift:
             y = torch.roll(y, (-shift, -shift), (1, 2))
         y = y.view(b, nh, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b * length, c)
-        mask = None
-        if shift:
+        mask = shift_mask if shift else None
+        if shift and mask is None:
             # Region labels from the (symbolic) size, as in shifted_window_mask: (nW, 1, N, N).
             rows = shift_regions(torch.arange(height, device=x.device), height, ws, shift)
             cols = shift_regions(torch.arange(width, device=x.device), width, ws, shift)
             labels = (rows[:, None] * 3 + cols[None, :]).view(nh, ws, nw, ws).permute(0, 2, 1, 3)
             labels = labels.reshape(nh * nw, 1, n)
             mask = ((labels.transpose(1, 2) != labels).to(x.dtype) * MASK_VALUE).unsqueeze(1)
-        y = self.attn.forward_graph(y, self.attn.relative_position_bias().unsqueeze(0), mask)
+        rel_bias = self.attn.relative_position_bias().unsqueeze(0)
+        if self.graph_attention == "plain4d":
+            windows = mask if mask is None or b == 1 else mask.repeat(b, 1, 1, 1)
+            y = self.attn.forward_graph_4d(y, rel_bias, windows)
+        else:
+            y = self.attn.forward_graph(y, rel_bias, mask)
         y = y.view(b, nh, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
         if shift:
             y = torch.roll(y, (shift, shift), (1, 2))
@@ -437,11 +482,11 @@ class BasicLayer(nn.Module):
         )
         self.grad_checkpointing = False
 
-    def forward(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
-        """(B, L, C) -> (B, L, C)."""
+    def forward(self, x: Tensor, x_size: tuple[int, int], shift_mask: Tensor | None = None) -> Tensor:
+        """(B, L, C) -> (B, L, C); ``shift_mask`` in graph mode only (see SwinIR.forward_padded)."""
         recompute = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for blk in self.blocks:
-            x = blk(x, x_size, recompute)
+            x = blk(x, x_size, recompute, shift_mask)
         return x
 
 
@@ -504,8 +549,8 @@ class RSTB(nn.Module):
         )
         self.conv = residual_conv(dim, resi_connection)
 
-    def forward(self, x: Tensor, x_size: tuple[int, int]) -> Tensor:
-        y = tokens_to_image(self.residual_group(x, x_size).contiguous(), x_size)
+    def forward(self, x: Tensor, x_size: tuple[int, int], shift_mask: Tensor | None = None) -> Tensor:
+        y = tokens_to_image(self.residual_group(x, x_size, shift_mask).contiguous(), x_size)
         return image_to_tokens(self.conv(y)) + x
 
 
@@ -619,8 +664,8 @@ class SwinIR(nn.Module):
         """Reflect-pad (B, C, H, W) on the bottom/right to a multiple of the window size."""
         return pad_to_window(x, self.window_size)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) features -> (B, C, H, W) deep features."""
+    def forward_features(self, x: Tensor, shift_mask: Tensor | None = None) -> Tensor:
+        """(B, C, H, W) features -> (B, C, H, W) deep features (``shift_mask``: see forward_padded)."""
         x_size = (x.shape[2], x.shape[3])
         x = self.patch_embed(x)
         if self.absolute_pos_embed is not None:
@@ -632,15 +677,22 @@ class SwinIR(nn.Module):
             x = x + self.absolute_pos_embed
         x = _dropout(x, self.pos_drop.p if self.training else 0.0, current_generator())
         for layer in self.layers:
-            x = layer(x, x_size)
+            x = layer(x, x_size, shift_mask)
         return tokens_to_image(self.norm(x), x_size)
 
-    def set_graph_mode(self, enable: bool = True) -> None:
+    def set_graph_mode(self, enable: bool = True, attention: GraphAttention = "fused") -> None:
         """Run Swin blocks as whole-tensor graphs (no chunks, threads or Python-side tables), the
-        form that ``torch.export``/ONNX can capture with dynamic height and width."""
+        form that ``torch.export``/ONNX can capture with dynamic height and width.
+
+        ``attention`` picks how window attention is written (see ``GraphAttention``): ``fused``
+        for ONNX Runtime, ``plain4d`` for OpenVINO. Both compute the same function.
+        """
+        if attention not in GRAPH_ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(GRAPH_ATTENTIONS)}, got {attention!r}")
         for layer in self.layers:
             for blk in layer.residual_group.blocks:
                 blk.graph_mode = enable
+                blk.graph_attention = attention
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> (B, C, s*H, s*W).
@@ -664,8 +716,16 @@ class SwinIR(nn.Module):
     def _graph_mode(self) -> bool:
         return bool(self.layers) and self.layers[0].residual_group.blocks[0].graph_mode
 
-    def forward_padded(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) in [0, 1] with H, W multiples of the window size -> (B, C, s*H, s*W)."""
+    def forward_padded(self, x: Tensor, shift_mask: Tensor | None = None) -> Tensor:
+        """(B, C, H, W) in [0, 1] with H, W multiples of the window size -> (B, C, s*H, s*W).
+
+        ``shift_mask`` (graph mode only): the (nW, 1, N, N) additive mask of the shifted windows
+        (``swinir.windows.shifted_window_mask`` with a new axis), taken as an input rather than
+        built inside the graph. OpenVINO needs that: it folds a mask built from the (static) size
+        into every block's position bias, one (nW, h, N, N) table per block, 1.2 GB at 256x256.
+        """
+        if shift_mask is not None and not self._graph_mode():
+            raise ValueError("shift_mask is a graph-mode input (see set_graph_mode)")
         mean = self.mean.to(x.dtype)
         # Channels-last throughout: the token layout (B, L, C) is then a free view of every feature
         # map, and oneDNN's channels-last convolutions are faster on CPU.
@@ -673,15 +733,15 @@ class SwinIR(nn.Module):
 
         if self.upsampler == "pixelshuffle":
             x = self.conv_first(x)
-            x = self.conv_after_body(self.forward_features(x)) + x
+            x = self.conv_after_body(self.forward_features(x, shift_mask)) + x
             x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
         elif self.upsampler == "pixelshuffledirect":
             x = self.conv_first(x)
-            x = self.conv_after_body(self.forward_features(x)) + x
+            x = self.conv_after_body(self.forward_features(x, shift_mask)) + x
             x = self.upsample(x)
         elif self.upsampler == "nearest+conv":
             x = self.conv_first(x)
-            x = self.conv_after_body(self.forward_features(x)) + x
+            x = self.conv_after_body(self.forward_features(x, shift_mask)) + x
             x = self.conv_before_upsample(x)
             x = self.lrelu(self.conv_up1(F.interpolate(x, scale_factor=2, mode="nearest")))
             if self.upscale == 4:
@@ -689,7 +749,7 @@ class SwinIR(nn.Module):
             x = self.conv_last(self.lrelu(self.conv_hr(x)))
         else:
             first = self.conv_first(x)
-            res = self.conv_after_body(self.forward_features(first)) + first
+            res = self.conv_after_body(self.forward_features(first, shift_mask)) + first
             x = x + self.conv_last(res)
 
         return x / self.img_range + mean

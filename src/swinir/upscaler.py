@@ -27,7 +27,17 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from .backends import BACKENDS, DEVICES, PRECISIONS, Runner, known_slower, make_runner, pick_device
+from .backends import (
+    BACKENDS,
+    CPU_BACKENDS,
+    DEVICES,
+    PRECISIONS,
+    Runner,
+    known_faster,
+    known_slower,
+    make_runner,
+    pick_device,
+)
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageData,
@@ -40,7 +50,7 @@ from .imageio import (
 )
 from .jpeg_quality import NoiseChoice, choose_noise, jpeg_tables
 from .memory import GIB, MemoryEstimate, default_budget
-from .tiling import DEFAULT_OVERLAP, TilePlan, fit_overlap, plan_tiles, run_tiled, validate
+from .tiling import DEFAULT_OVERLAP, TilePlan, fit_overlap, plan_tiles, run_tiled, tile_starts, validate
 from .zoo import ZooError, find_model, noise_levels, resolve_model, with_noise
 
 ALPHA_MODES: tuple[str, ...] = ("model", "resize")
@@ -69,8 +79,10 @@ class Upscaler:
         img_range: input scaling override (1 or 255); default from the file or the zoo entry.
         batch: tiles per model call (larger is faster on GPUs, uses more memory).
         alpha: ``"model"`` (alpha through the network as gray) or ``"resize"`` (Lanczos).
-        backend: ``"torch"`` or ``"onnxruntime"`` (CPU; ``model`` may also be an exported ``.onnx``;
-            weights are exported once into a cache, see ``swinir.backends.onnxruntime``).
+        backend: ``"torch"``, ``"onnxruntime"`` (CPU; ``model`` may also be an exported ``.onnx``;
+            weights are exported once into a cache, see ``swinir.backends.onnxruntime``) or
+            ``"openvino"`` (CPU, fp32; converted once per tile shape into a cache, see
+            ``swinir.backends.openvino``; ``tile="auto"`` then prefers tile shapes converted before).
         max_memory: memory budget of ``tile="auto"`` in bytes (default: 4 GiB, or half the RAM
             where that is less).
         noise: JPEG noise level for model families that have them (``art``): 0 (clean input),
@@ -123,7 +135,7 @@ class Upscaler:
         entry = find_model(os.fspath(model)) if not Path(os.fspath(model)).is_file() else None
         if img_range is None and entry is not None and entry.task != "bundled":
             img_range = entry.img_range
-        cpu_only = precision == "int8" or backend == "onnxruntime"
+        cpu_only = precision == "int8" or backend in CPU_BACKENDS
         self.device = pick_device("cpu" if cpu_only and device == "auto" else device)
         self.runner: Runner = make_runner(self.weights, self.device, precision, img_range, backend)
         self.notes: list[str] = []
@@ -149,6 +161,9 @@ class Upscaler:
         slower = known_slower(self.runner.config, self.device, precision, backend)
         if slower:
             self.notes.append(slower)
+        faster = known_faster(self.runner.config, self.device, precision, backend)
+        if faster:
+            self.notes.append(faster)
 
     @property
     def scale(self) -> int:
@@ -210,19 +225,67 @@ class Upscaler:
 
     def plan(self, data: ImageData) -> TilePlan:
         """How :meth:`upscale_data` will cut ``data`` (the same for every pass over it)."""
-        height, width = data.height, data.width
+        return self.plan_size(data.height, data.width, data.channels + (data.alpha is not None))
+
+    def plan_size(self, height: int, width: int, channels: int = 3) -> TilePlan:
+        """:meth:`plan` for an image of ``height`` x ``width`` with ``channels`` (alpha included)."""
         window = self.runner.window_size
         if self.tile != "auto":
             return plan_tiles(height, width, int(self.tile), self.tile_overlap, window)
-        channels = data.channels + (data.alpha is not None)
         memory = self.memory if channels == 3 else replace_channels(self.memory, channels)
         if memory.peak(height, width, height * width, whole=True) <= self.max_memory:
-            return plan_tiles(height, width, 0, self.tile_overlap, window)
-        area = memory.max_tile_pixels(height, width, self.max_memory, self.batch)
-        # When the image's own buffers leave (almost) no room, 128-pixel tiles keep the network's
-        # share small without running thousands of tiny, inefficient tiles.
-        area = max(area, MIN_TILE_PIXELS)
-        return plan_tiles(height, width, 0, self.tile_overlap, window, max_tile_pixels=area)
+            plan = plan_tiles(height, width, 0, self.tile_overlap, window)
+        else:
+            area = memory.max_tile_pixels(height, width, self.max_memory, self.batch)
+            # When the image's own buffers leave (almost) no room, 128-pixel tiles keep the network's
+            # share small without running thousands of tiny, inefficient tiles.
+            area = max(area, MIN_TILE_PIXELS)
+            plan = plan_tiles(height, width, 0, self.tile_overlap, window, max_tile_pixels=area)
+        return self._reuse_shape(plan, memory)
+
+    def tile_shapes(self, plan: TilePlan) -> list[tuple[int, int, int, int]]:
+        """The (batch, channels, height, width) model inputs ``plan`` runs (one per tile batch size)."""
+        window = self.runner.window_size
+        h, w = plan.tile_h + (-plan.tile_h) % window, plan.tile_w + (-plan.tile_w) % window
+        return [(min(self.batch, plan.count), self.runner.in_chans, h, w)]
+
+    def prepare(self, plans: list[TilePlan]) -> list[str]:
+        """Convert what ``plans`` need ahead of time, for back ends that convert per shape
+        (``openvino``); one line per shape converted or read from the cache."""
+        prepare = getattr(self.runner, "prepare", None)
+        if prepare is None:
+            return []
+        shapes = sorted({s for plan in plans for s in self.tile_shapes(plan)})
+        return [event.describe() for event in prepare(shapes)]
+
+    def _reuse_shape(self, plan: TilePlan, memory: MemoryEstimate) -> TilePlan:
+        """A back end that converts per shape (``openvino``) is asked which shapes it has; when
+        ``plan`` needs a new one and tiles of a converted shape cover the image within the memory
+        budget at most twice the work, those tiles are used instead (a conversion costs far more
+        than a tile)."""
+        cached = getattr(self.runner, "cached_shapes", None)
+        if cached is None:
+            return plan
+        known = cached()
+        if not known or self.tile_shapes(plan)[0] in known:
+            return plan
+        window = self.runner.window_size
+        best: tuple[int, TilePlan] | None = None
+        for b, c, th, tw in known:
+            if c != self.runner.in_chans or th > plan.height or tw > plan.width:
+                continue
+            if 2 * self.tile_overlap >= min(th, tw):
+                continue
+            if memory.peak(plan.height, plan.width, th * tw, whole=False, batch=self.batch) > self.max_memory:
+                continue
+            ys = tuple(tile_starts(plan.height, th, self.tile_overlap, window))
+            xs = tuple(tile_starts(plan.width, tw, self.tile_overlap, window))
+            if b != min(self.batch, len(ys) * len(xs)):
+                continue
+            work = len(ys) * len(xs) * th * tw
+            if work <= 2 * plan.count * plan.tile_h * plan.tile_w and (best is None or work < best[0]):
+                best = (work, TilePlan(plan.height, plan.width, th, tw, ys, xs))
+        return plan if best is None else best[1]
 
     def describe_tiling(self) -> str:
         """One line for a run's header: the tile rule and what it means for this model."""
@@ -250,6 +313,7 @@ class Upscaler:
         if outscale is not None and outscale <= 0:
             raise ValueError(f"outscale must be positive, got {outscale}")
         plan = self.plan(data)
+        self.prepare([plan])  # per-shape back ends convert before the first tile, not inside it
         pixels = self._run_color(data.pixels, plan, progress)  # (C, sH, sW)
         alpha = None
         if data.alpha is not None:

@@ -6,10 +6,14 @@ Upscaler's tiling, colour handling and file I/O sit on top and never see which o
 - :mod:`.torch_runner`: the PyTorch module on CPU, CUDA or MPS, in fp32 or bf16;
 - :mod:`.int8`: the same module with dynamically quantized int8 linear layers (CPU);
 - :mod:`.onnxruntime`: an ONNX export of the model (exported once, cached) in ONNX Runtime,
-  fp32 or int8 (CPU).
+  fp32 or int8 (CPU);
+- :mod:`.openvino`: the model converted per tile shape (once, cached) in OpenVINO, fp32 (CPU).
 
 A new back end is a module here with a class that satisfies :class:`Runner`, plus a branch in
-:func:`make_runner`.
+:func:`make_runner`. One that compiles per input shape (``openvino``) also has
+``cached_shapes()`` (the (B, C, H, W) shapes it has converted) and ``prepare(shapes)`` (convert or
+load them now): the Upscaler asks it for its shapes when planning tiles, and converts what a run
+needs before the first image.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from ..checkpoint import load_model
 from ..model import SwinIRConfig
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+# Back ends that run on the CPU only.
+CPU_BACKENDS: tuple[str, ...] = ("onnxruntime", "openvino")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 
@@ -66,8 +72,17 @@ def make_runner(
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if (backend == "onnxruntime" or precision == "int8") and device.type != "cpu":
+    if (backend in CPU_BACKENDS or precision == "int8") and device.type != "cpu":
         raise ValueError(f"{backend} {precision} runs on the CPU only (use --device cpu)")
+    if backend == "openvino":
+        from .openvino import OpenVinoRunner, require_openvino
+
+        if precision != "fp32":
+            raise ValueError(f"the openvino back end runs fp32 only, not {precision}")
+        if weights.suffix.lower() == ".onnx":
+            raise ValueError(f"{weights}: the openvino back end converts weights, not an ONNX file")
+        require_openvino()  # before loading the weights: a missing extra answers at once
+        return OpenVinoRunner(load_model(weights, img_range=img_range))
     if backend == "onnxruntime":
         from .onnxruntime import OnnxRunner
 
@@ -130,3 +145,27 @@ def known_slower(config: SwinIRConfig, device: torch.device, precision: str, bac
             "several times slower than fp32 (measured 6x for the default model)"
         )
     return None
+
+
+# OpenVINO ran fp32 models at least this much faster than PyTorch once converted: 1.35x on the
+# 2-core AMD (AVX2) machine of issue 13, 1.5-2.6x on the 2-core Xeon (AVX-512) of
+# benchmarks/RESULTS.md ("OpenVINO").
+OPENVINO_SPEEDUP = 1.3
+
+
+def known_faster(config: SwinIRConfig, device: torch.device, precision: str, backend: str) -> str | None:
+    """A note when a back end measured faster than this choice is installed (CPU, fp32 only).
+
+    OpenVINO is not the default: each new tile shape costs a one-time conversion of tens of
+    seconds, so it only pays off over several images or a second run.
+    """
+    if device.type != "cpu" or precision != "fp32" or backend != "torch":
+        return None
+    from .openvino import available
+
+    if not available():
+        return None
+    return (
+        f"note: --backend openvino ran fp32 models {OPENVINO_SPEEDUP:g}x or more faster than torch on "
+        "CPUs like this one, after a one-time conversion per tile shape (tens of seconds, cached)"
+    )

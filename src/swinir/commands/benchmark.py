@@ -4,6 +4,7 @@
     swinir benchmark --preset seed_x2 --size 64 --batch 8 --mode train
     swinir benchmark --precision int8                  # dynamic int8 linear layers
     swinir benchmark --backend onnxruntime             # exported graph in ONNX Runtime
+    swinir benchmark --backend openvino                # converted graph in OpenVINO
     swinir benchmark --model weights.safetensors --size 512x384
 
 Prints the median time over ``--repeat`` runs after one warm-up run (whose time is also shown, as
@@ -35,6 +36,7 @@ examples:
   swinir benchmark --preset seed_x2 --size 64 --batch 8 --mode train
   swinir benchmark --model default --size 512 --precision int8
   swinir benchmark --backend onnxruntime             exported graph in ONNX Runtime
+  swinir benchmark --backend openvino                converted graph in OpenVINO
   swinir benchmark --model weights.safetensors --size 512x384
 """
 
@@ -208,9 +210,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),
+        choices=("torch", "onnxruntime", "openvino"),
         default="torch",
-        help="torch, or onnxruntime (CPU, needs swinir[onnx]; exports the model once) (default: torch)",
+        help="torch, onnxruntime (CPU, needs swinir[onnx]; exports the model once) or openvino (CPU, "
+        "fp32, needs swinir[openvino]; converts the model once per input shape) (default: torch)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs after the warm-up (default 3)")
@@ -266,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model      {label}")
     case = f"{args.mode}, batch {args.batch} of {h}x{w}, {args.precision}, {args.backend}"
     print(f"case       {case}, {threads} threads")
-    print(f"setup      {setup:.2f} s (model preparation: quantisation, export, session)")
+    print(f"setup      {setup:.2f} s (model preparation: quantisation, export or conversion, session)")
     print(f"first call {first:.2f} s")
     print(f"median     {med:.3f} s over {args.repeat} runs ({', '.join(f'{t:.3f}' for t in times)})")
     rate = f"{args.batch / med:.2f} patches/s" if args.mode == "train" else f"{mp / med:.3f} input MP/s"
@@ -290,6 +293,15 @@ def _make_call(model: Any, x: Any, args: argparse.Namespace) -> Callable[[], Any
 
         return step
     model.eval()
+    if args.backend == "openvino":
+        from ..backends.openvino import OpenVinoRunner
+
+        if args.precision != "fp32":
+            raise ValueError("the openvino back end runs fp32 only")
+        ov_runner = OpenVinoRunner(model, threads=torch.get_num_threads())
+        b, _, h, w = x.shape
+        ov_runner.prepare([ov_runner.input_shape(b, h, w)])  # conversion (or cache) is set-up time
+        return lambda: ov_runner.forward(x)
     if args.backend == "onnxruntime":
         from ..backends.onnxruntime import OnnxRunner
 
