@@ -296,3 +296,23 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr and "\r" not in done.stdout
     assert "PSNR" in done.stdout or "psnr" in done.stdout.lower()
+
+
+def test_art_models_match_their_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every shipped art model loads, and the art card's Set5 row for it (clean Set5 x2 input) is
+    what `swinir eval` measures now."""
+    import re
+
+    import swinir
+
+    root = shared_path("datasets", "Set5")
+    card = (Path(swinir.__file__).parent / "weights" / "ART_MODEL_CARD.md").read_text()
+    for name in ("art", "art-noise1", "art-noise2", "art-noise3"):
+        row = re.search(rf"^\| Set5 \| `{name}` \| ([\d.]+) / ([\d.]+) \|", card, re.MULTILINE)
+        assert row is not None, f"the art card has no Set5 row for {name}"
+        args = ["--model", name, "--hr-dir", str(root / "HR"), "--lr-dir", str(root / "LR_bicubic" / "X2")]
+        code, _, err = _eval(capsys, *args, "--json", str(tmp_path / f"{name}.json"))
+        assert code == 0, err
+        mean = json.loads((tmp_path / f"{name}.json").read_text())["mean"]
+        assert mean["psnr_y"] == pytest.approx(float(row.group(1)), abs=0.005), name
+        assert mean["ssim_y"] == pytest.approx(float(row.group(2)), abs=0.00005), name
