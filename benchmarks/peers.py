@@ -181,7 +181,8 @@ def main() -> int:
     timings: dict[tuple[int, str], float] = {}
     broken: dict[tuple[int, str], str] = {}
     rng = np.random.default_rng(0)
-    first = sets[0][1][0]
+    # The timing input: a 512x512 HR crop (256x256 LR) of the largest image of the first set.
+    first = max(sets[0][1], key=lambda img: min(img.shape[:2]))
     y0, x0 = (int(rng.integers(0, max(1, d - 512 + 1))) for d in first.shape[:2])
     timing_hr = first[y0 : y0 + 512, x0 : x0 + 512]
     for level in args.levels:
