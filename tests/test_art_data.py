@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -17,10 +15,10 @@ from swinir.artgen import generate
 from swinir.data import GENERATOR_PREFIX, DataError, build_spec, mix_quotas, scan_shards
 from swinir.degradations import FILTERS, JPEG_LEVELS, Degradation, downscale, jpeg_level
 from swinir.jpeg_quality import estimate_quality
-from swinir.train import Trainer, read_training_checkpoint
+from swinir.train import Trainer
 from swinir.train_config import ConfigError, config_from_dict
 from tests.test_data import make_images
-from tests.test_train import state_of, tiny_config
+from tests.test_train import assert_sigterm_resume_is_exact, tiny_config
 
 # ---------------------------------------------------------------------------------------------
 # Generator
@@ -168,24 +166,7 @@ def test_mixed_training_resumes_exactly(tmp_path: Path) -> None:
         "filters": ["bicubic", "lanczos", "box"],
         "noise_level": 2,
     }
-    n = 3
-    straight = Trainer(config_from_dict(tiny_config(tmp_path, tmp_path / "a", steps=2 * n, data=data)))
-    assert straight.run() == 0
-    expected = state_of(straight)
-
-    def kill_at_n(t: Trainer) -> None:
-        if t.step == n:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    cfg = config_from_dict(tiny_config(tmp_path, tmp_path / "b", steps=2 * n, data=data))
-    cfg.logging.save_every = 100
-    assert Trainer(cfg, on_step=kill_at_n).run() == 128 + signal.SIGTERM
-    assert read_training_checkpoint(tmp_path / "b" / "checkpoints" / f"step_{n:08d}.pt")["step"] == n
-    second = Trainer(cfg, resume="auto")
-    assert second.run() == 0
-    got = state_of(second)
-    for key, value in expected.items():
-        assert torch.equal(got[key], value), key
+    assert_sigterm_resume_is_exact(tmp_path, tmp_path, 3, data)
 
 
 def test_mixing_config_errors(tmp_path: Path) -> None:

@@ -164,6 +164,16 @@ def split_lanes(shards: list[list[ImageRecord]], lanes: int) -> list[list[list[I
     return out
 
 
+def shuffled_epoch(shards: list[list[ImageRecord]], rng: np.random.Generator) -> list[ImageRecord]:
+    """One epoch's order: the shards shuffled, then the files within each shard (one folder's
+    images stay together, so a lane reads folder after folder)."""
+    seq: list[ImageRecord] = []
+    for s in rng.permutation(len(shards)):
+        shard = shards[int(s)]
+        seq.extend(shard[int(i)] for i in rng.permutation(len(shard)))
+    return seq
+
+
 def split_sources(sources: list[list[list[ImageRecord]]], lanes: int) -> list[list[list[list[ImageRecord]]]]:
     """Deal every source's shards to lanes: ``out[lane][k]`` is source ``k``'s shards in that lane.
 
@@ -245,11 +255,7 @@ class _MixedSequence:
         key = (k, epoch)
         if key not in self._orders:
             rng = np.random.default_rng([self.seed, _TAG_ORDER, self.lane, epoch, k])
-            shards = self.sources[k]
-            seq: list[ImageRecord] = []
-            for s in rng.permutation(len(shards)):
-                shard = shards[int(s)]
-                seq.extend(shard[int(i)] for i in rng.permutation(len(shard)))
+            seq = shuffled_epoch(self.sources[k], rng)
             if len(self._orders) >= 3 * (len(self.sources) + 1):
                 self._orders.pop(next(iter(self._orders)))
             self._orders[key] = seq
@@ -343,10 +349,7 @@ class LaneStream:
         """This lane's images in epoch ``epoch``: shards shuffled, then files within each shard."""
         if epoch not in self._orders:
             rng = np.random.default_rng([self.seed, _TAG_ORDER, self.lane, epoch])
-            seq: list[ImageRecord] = []
-            for s in rng.permutation(len(self.shards)):
-                shard = self.shards[int(s)]
-                seq.extend(shard[int(i)] for i in rng.permutation(len(shard)))
+            seq = shuffled_epoch(self.shards, rng)
             if len(self._orders) >= 3:
                 self._orders.pop(min(self._orders))
             self._orders[epoch] = seq

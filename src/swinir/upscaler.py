@@ -207,6 +207,10 @@ class Upscaler:
             )  # fmt: skip
         return self._family[choice.level], choice
 
+    def choose_noise_for_file(self, path: str | os.PathLike[str]) -> tuple[Upscaler, NoiseChoice]:
+        """:meth:`choose_noise` for a file; its JPEG header is read only with ``noise="auto"``."""
+        return self.choose_noise(jpeg_tables(path) if self.noise == "auto" else None)
+
     def upscale_file(
         self,
         in_path: str | os.PathLike[str],
@@ -219,7 +223,7 @@ class Upscaler:
     ) -> Path:
         """Read, upscale and write one image atomically (mode, bit depth, alpha, ICC kept)."""
         data = read_image(in_path, max_pixels=max_pixels)
-        member, _ = self.choose_noise(jpeg_tables(in_path))
+        member, _ = self.choose_noise_for_file(in_path)
         result = member.upscale_data(data, outscale, progress)
         return write_image(out_path, result, format=format, quality=quality)
 

@@ -407,7 +407,6 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
         read_image,
         write_image,
     )
-    from ..jpeg_quality import jpeg_tables
     from ..paths import printable
     from ..upscaler import Upscaler
     from ..zoo import ZooError
@@ -490,7 +489,7 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
                     "(animated or multi-page); only the first is upscaled",
                     file=sys.stderr,
                 )
-            member, choice = upscaler.choose_noise(jpeg_tables(job.src))
+            member, choice = upscaler.choose_noise_for_file(job.src)
             if args.noise == "auto" and not args.quiet:
                 note = f"{tag}{printable(job.src)}: noise level {choice.level} ({choice.reason})"
                 tqdm.write(note, file=sys.stderr)

@@ -24,7 +24,6 @@ from enum import Enum
 from pathlib import Path
 
 from ..imageio import ImageReadError, read_image, write_image
-from ..jpeg_quality import jpeg_tables
 from .catalog import LoadedModels
 from .settings import ModelChoice, WebSettings
 
@@ -304,7 +303,7 @@ class JobQueue:
             data = read_image(job.upload, max_pixels=self.settings.max_pixels)
             if opts.noise is not None:
                 # The family member for this image: the asked level, or one read from its JPEG tables.
-                upscaler, choice = upscaler.choose_noise(jpeg_tables(job.upload))
+                upscaler, choice = upscaler.choose_noise_for_file(job.upload)
                 upscaler.alpha = opts.alpha
                 job.noise_used = choice.level
             job.tiles_total = upscaler.count_tiles(data)
