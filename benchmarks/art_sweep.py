@@ -24,6 +24,7 @@ import numpy as np
 
 CONFIG = "configs/art/art_x2_cpu.toml"
 SMALL = ["model.embed_dim=32", "model.depths=[4, 4, 4]", "model.num_heads=[4, 4, 4]"]
+GROWN = ["model.embed_dim=32", "model.depths=[6, 6, 6, 6]", "model.num_heads=[4, 4, 4, 4]"]
 LARGER = ["model.embed_dim=48", "model.depths=[4, 4, 4, 4]", "model.num_heads=[6, 6, 6, 6]"]
 
 
@@ -35,22 +36,38 @@ class Candidate:
 
 
 CANDIDATES = (
-    Candidate("small-init-lr2e-4", "default's shape, from its weights, lr 2e-4", (*SMALL, "optim.lr=2e-4")),
-    Candidate("small-init-lr5e-4", "default's shape, from its weights, lr 5e-4", (*SMALL, "optim.lr=5e-4")),
+    # Session 4 (idle machine): every candidate continues from the shipped ``art`` v0 weights, so
+    # the sweep asks what the next CPU-hour is best spent on.
     Candidate(
-        "small-init-bicubic-lr5e-4",
-        "default's shape, from its weights, lr 5e-4, MATLAB bicubic LR only",
-        (*SMALL, "optim.lr=5e-4", 'data.filters=["bicubic"]', "data.filter_weights=[1.0]"),
+        "small-bf16",
+        "default's shape, from art v0, bf16 autocast, mixed filters",
+        (*SMALL, "training.init_from=art", "training.precision=bf16"),
     ),
     Candidate(
-        "small-scratch-lr5e-4",
-        "default's shape, from scratch, lr 5e-4",
-        (*SMALL, "optim.lr=5e-4", 'training.init_from=""'),
+        "small-bf16-bicubic",
+        "default's shape, from art v0, bf16 autocast, MATLAB bicubic LR only",
+        (
+            *SMALL,
+            "training.init_from=art",
+            "training.precision=bf16",
+            'data.filters=["bicubic"]',
+            "data.filter_weights=[1.0]",
+        ),
     ),
     Candidate(
-        "larger-scratch-lr5e-4",
-        "embed 48, depths 4x4, heads 6, from scratch, lr 5e-4",
-        (*LARGER, "optim.lr=5e-4", 'training.init_from=""'),
+        "small-fp32",
+        "default's shape, from art v0, fp32, mixed filters",
+        (*SMALL, "training.init_from=art", "training.precision=fp32"),
+    ),
+    Candidate(
+        "grown-bf16",
+        "art v0 grown to depths 6x4 (new blocks start as identity), bf16 autocast, mixed filters",
+        (*GROWN, "training.init_from=art", "training.precision=bf16"),
+    ),
+    Candidate(
+        "larger-bf16-scratch",
+        "embed 48, depths 4x4, heads 6, from scratch, bf16 autocast, mixed filters",
+        (*LARGER, 'training.init_from=""', "training.precision=bf16", "optim.lr=5e-4"),
     ),
 )
 
@@ -110,24 +127,34 @@ def main() -> int:
         procs[proc.pid] = (c, time.time(), out)
         print(f"started {c.name} (pid {proc.pid})", file=sys.stderr)
 
-    rows = []
     while procs:
         pid, status, usage = os.wait4(-1, 0)
         if pid not in procs:
             continue
         c, t0, out = procs.pop(pid)
         cpu_h = (usage.ru_utime + usage.ru_stime) / 3600
+        code = os.waitstatus_to_exitcode(status)
+        result = {"exit": code, "cpu_h": cpu_h, "wall_s": time.time() - t0, "steps": args.steps}
+        (out / "result.json").write_text(json.dumps(result) + "\n")
+        print(f"{c.name}: exit {code}, {cpu_h:.3f} CPU-h", file=sys.stderr)
+
+    # The table covers every candidate with a result in --out, so runs started by separate
+    # invocations (e.g. one added later) land in one table.
+    rows = []
+    for c in CANDIDATES:
+        out = Path(args.out) / c.name
+        if not (out / "result.json").exists():
+            continue
+        result = json.loads((out / "result.json").read_text())
         pts = curve(out / "log.jsonl") if (out / "log.jsonl").exists() else []
         final = pts[-1][1] if pts else float("nan")
-        code = os.waitstatus_to_exitcode(status)
-        rows.append((c, code, cpu_h, time.time() - t0, pts, final))
-        print(f"{c.name}: exit {code}, {cpu_h:.3f} CPU-h, final val {final:.3f} dB", file=sys.stderr)
+        rows.append((c, result["exit"], result["cpu_h"], result["wall_s"], pts, final))
 
     rows.sort(key=lambda r: -((r[5] - base) / r[2]) if r[2] > 0 and np.isfinite(r[5]) else 0)
     steps_hdr = sorted({s for r in rows for s, _ in r[4]})
     lines = [
         f"Held-out validation PSNR (dB, Y, x2; bicubic {base:.2f}) after each step count, "
-        f"{args.steps} steps per run, batch 16, one thread per run, all runs at once.",
+        f"{args.steps} steps per run, batch 16, one thread per run.",
         "",
         "| candidate | " + " | ".join(str(s) for s in steps_hdr) + " | CPU-h | gain over bicubic per CPU-h |",
         "|---|" + "---|" * len(steps_hdr) + "---|---|",

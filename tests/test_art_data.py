@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections import Counter
 from pathlib import Path
@@ -230,3 +231,47 @@ def test_art_recipes_load() -> None:
         assert not any("Art/val" in d for d in cfg.data.train_dirs)  # never train on the test set
         held_out = set(cfg.validation.include)
         assert held_out and held_out <= set(cfg.data.exclude)
+
+
+def test_init_from_grows_a_shallower_network(tmp_path: Path) -> None:
+    """A deeper [model] starts from a shallower network's weights as the same function, and its new
+    blocks and stage train (their gradients are not stuck at zero)."""
+    from swinir.checkpoint import save_model
+    from swinir.growth import grow_into
+    from swinir.model import SwinIR
+
+    make_images(tmp_path / "train", {"": 3}, size=(24, 24))
+    small = Trainer(config_from_dict(tiny_config(tmp_path, tmp_path / "a", steps=2)))
+    assert small.run() == 0
+    save_model(small.model, tmp_path / "w.safetensors")
+    depths = list(small.model.config.depths)
+    heads = list(small.model.config.num_heads)
+    model = {"depths": [d + 2 for d in depths] + [2], "num_heads": [*heads, heads[-1]]}
+    raw = tiny_config(
+        tmp_path,
+        tmp_path / "b",
+        steps=2,
+        model=model,
+        training={"init_from": str(tmp_path / "w.safetensors")},
+    )
+    grown = Trainer(config_from_dict(raw))
+    x = torch.rand(1, 3, 16, 16)
+    small.model.eval()
+    grown.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(grown.model(x), small.model(x), rtol=0, atol=1e-6)
+    for k, v in grown.model.state_dict().items():
+        assert torch.equal(grown.ema.state_dict()[k], v), k
+    before = {k: v.clone() for k, v in grown.model.state_dict().items()}
+    assert grown.run() == 0
+    after = grown.model.state_dict()
+    last = len(depths)
+    for key in (f"layers.0.residual_group.blocks.{depths[0]}.attn.proj.weight", f"layers.{last}.conv.weight"):
+        assert not torch.equal(before[key], after[key]), key
+    # Shapes that cannot grow are refused with the reason.
+    with pytest.raises(ValueError, match="embed_dim"):
+        cfg = dataclasses.replace(small.model.config, embed_dim=small.model.config.embed_dim * 2)
+        grow_into(SwinIR(cfg), small.model.config, small.model.state_dict())
+    raw["model"].update(depths=[1] * len(depths), num_heads=heads)
+    with pytest.raises(ConfigError, match="fewer than"):
+        Trainer(config_from_dict(raw))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
-import dataclasses
 import hashlib
 import json
 import math
@@ -421,25 +420,28 @@ class Trainer:
             print(f"swinir train: resumed from {path} at step {self.step}", file=sys.stderr)
 
     def _init_from(self, name: str) -> None:
-        """Start from existing weights (a file or a model name), same architecture as [model]."""
+        """Start from existing weights (a file or a model name): the same architecture as [model],
+        or a shallower one that [model] grows (more blocks per stage, more stages; see growth)."""
         from .checkpoint import CheckpointError, load_model
+        from .growth import grow_into, growth_problem
         from .zoo import ZooError, resolve_model
 
         try:
             src = load_model(resolve_model(name, progress=self.is_main))
         except (CheckpointError, ZooError) as exc:
             raise ConfigError(f"training.init_from: {exc}") from None
-        mine = dataclasses.replace(self.cfg.model, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0)
-        theirs = dataclasses.replace(src.config, img_size=mine.img_size)
-        if theirs != mine:
+        problem = growth_problem(src.config, self.model.config)
+        if problem:
             raise ConfigError(
-                f"training.init_from: {name} is a different architecture ({src.config}); [model] is {mine}"
+                f"training.init_from: {name} is a different architecture ({problem}): "
+                f"{src.config}; [model] is {self.cfg.model}"
             )
-        self.model.load_state_dict(src.state_dict())
+        new = grow_into(self.model, src.config, src.state_dict())
         if self.ema is not None:
             self.ema.load_state_dict(self.model.state_dict())
         if self.is_main:
-            print(f"swinir train: starting from the weights of {name}", file=sys.stderr, flush=True)
+            grown = f", grown by {len(new)} part(s) that start as identities" if new else ""
+            print(f"swinir train: starting from the weights of {name}{grown}", file=sys.stderr, flush=True)
 
     def _apply_optim_config(self) -> None:
         """Make the config win over the hyperparameters stored in a resumed optimiser/scheduler, so
