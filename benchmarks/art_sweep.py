@@ -4,7 +4,10 @@ Each candidate is the art recipe (``configs/art/art_x2_cpu.toml``) with a few ``
 trained for ``--steps`` steps on one thread; all candidates run at the same time so that they share
 the machine's load alike. For every run the script records the held-out validation PSNR curve (from
 the run's ``log.jsonl``) and the process's own CPU time (user + system, from ``os.wait4``), and ranks
-candidates by validation gain per CPU-hour, the gain counted from bicubic on the same images.
+candidates by validation gain per CPU-hour, the gain counted from the PSNR of the weights the run
+started from (bicubic's for runs from scratch) on the same images. Each run leaves a
+``result.json`` (CPU time, exit code), and the table covers every candidate with one in ``--out``,
+so candidates started by separate invocations land in one table.
 
     .venv/bin/python benchmarks/art_sweep.py --steps 400 --out runs/art_sweep --markdown sweep.md
 """
@@ -55,6 +58,23 @@ CANDIDATES = (
         ),
     ),
     Candidate(
+        "small-bf16-p48",
+        "default's shape, from art v0, bf16 autocast, mixed filters, 48x48 LR patches",
+        (*SMALL, "training.init_from=art", "training.precision=bf16", "data.patch_size=48"),
+    ),
+    Candidate(
+        "small-bf16-bicubic-lr5e-4",
+        "default's shape, from art v0, bf16 autocast, MATLAB bicubic LR only, lr 5e-4",
+        (
+            *SMALL,
+            "training.init_from=art",
+            "training.precision=bf16",
+            'data.filters=["bicubic"]',
+            "data.filter_weights=[1.0]",
+            "optim.lr=5e-4",
+        ),
+    ),
+    Candidate(
         "small-fp32",
         "default's shape, from art v0, fp32, mixed filters",
         (*SMALL, "training.init_from=art", "training.precision=fp32"),
@@ -85,6 +105,30 @@ def bicubic_baseline(config: str) -> float:
     s = cfg.model.upscale
     up = bicubic_upscaler(s)
     return float(np.mean([psnr(up(lr), hr, crop_border=s) for _, lr, hr in images]))
+
+
+def start_value(config: str, init: str) -> float:
+    """Validation PSNR of the weights a candidate starts from (``init``, a model name or file)."""
+    from swinir.data import load_validation
+    from swinir.metrics import psnr
+    from swinir.train_config import load_config
+    from swinir.upscaler import Upscaler
+
+    cfg = load_config(config)
+    v = cfg.validation
+    images = load_validation(v.hr_dir, cfg.model.upscale, 3, v.lr_dir, v.include, v.max_images)
+    up = Upscaler(init, device="cpu", tile=0)
+    return float(np.mean([psnr(np.asarray(up.upscale(lr)), hr, crop_border=2) for _, lr, hr in images]))
+
+
+def init_of(c: Candidate) -> str:
+    """What a candidate starts from: its ``training.init_from`` override, else the recipe's."""
+    for o in c.overrides:
+        if o.startswith("training.init_from="):
+            return o.split("=", 1)[1].strip('"')
+    from swinir.train_config import load_config
+
+    return load_config(CONFIG).training.init_from
 
 
 def curve(log: Path) -> list[tuple[int, float]]:
@@ -150,21 +194,30 @@ def main() -> int:
         final = pts[-1][1] if pts else float("nan")
         rows.append((c, result["exit"], result["cpu_h"], result["wall_s"], pts, final))
 
-    rows.sort(key=lambda r: -((r[5] - base) / r[2]) if r[2] > 0 and np.isfinite(r[5]) else 0)
+    # Each run is ranked by what it added to its starting point per CPU-hour: the validation PSNR
+    # of the weights it started from, or bicubic's for runs from scratch.
+    starts = {i: start_value(args.config, i) if i else base for i in {init_of(r[0]) for r in rows}}
+
+    def rate(row: tuple) -> float:
+        c, _code, cpu_h, _wall, _pts, final = row
+        return (final - starts[init_of(c)]) / cpu_h if cpu_h > 0 and np.isfinite(final) else float("nan")
+
+    rows.sort(key=lambda r: -rate(r) if np.isfinite(rate(r)) else 0)
     steps_hdr = sorted({s for r in rows for s, _ in r[4]})
+    named = ", ".join(f"{i or 'scratch (bicubic)'} {v:.2f}" for i, v in sorted(starts.items()))
     lines = [
-        f"Held-out validation PSNR (dB, Y, x2; bicubic {base:.2f}) after each step count, "
-        f"{args.steps} steps per run, batch 16, one thread per run.",
+        f"Held-out validation PSNR (dB, Y, x2) after each step count, {args.steps} steps per run, "
+        f"batch 16, one thread per run. Start values: {named}.",
         "",
-        "| candidate | " + " | ".join(str(s) for s in steps_hdr) + " | CPU-h | gain over bicubic per CPU-h |",
+        "| candidate | " + " | ".join(map(str, steps_hdr)) + " | CPU-h | gain over its start per CPU-h |",
         "|---|" + "---|" * len(steps_hdr) + "---|---|",
     ]
-    for c, code, cpu_h, _wall, pts, final in rows:
+    for row in rows:
+        c, code, cpu_h, _wall, pts, _final = row
         by = dict(pts)
         cells = " | ".join(f"{by[s]:.2f}" if s in by else "-" for s in steps_hdr)
-        rate = (final - base) / cpu_h if cpu_h > 0 else float("nan")
         lines.append(
-            f"| {c.what} | {cells} | {cpu_h:.3f} | {rate:.1f} dB |" + ("" if code == 0 else " (failed)")
+            f"| {c.what} | {cells} | {cpu_h:.3f} | {rate(row):.2f} dB |" + ("" if code == 0 else " (failed)")
         )
     table = "\n".join(lines)
     print(table)
