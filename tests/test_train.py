@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import swinir
 from swinir.cli import main as cli_main
@@ -399,3 +400,18 @@ def test_export_points_from_a_missing_best_to_the_checkpoints(
     err = capsys.readouterr().err
     assert "best.pt is written only by runs that validate" in err
     assert str(out / "checkpoints" / "step_00000002.pt") in err
+
+
+def test_unusable_training_images_are_named_once_on_one_line(tmp_path: Path, capsys) -> None:
+    """A corrupt file and one smaller than a patch are skipped, each reported once, with control
+    characters in their names escaped (a name cannot break the log into lines)."""
+    make_images(tmp_path / "train", {"": 6}, size=(24, 24))
+    (tmp_path / "train" / "bad\nname.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.new("RGB", (6, 6)).save(tmp_path / "train" / "tiny.png")
+    raw = tiny_config(tmp_path, tmp_path / "out", steps=4, data={"buffer_images": 8})
+    assert Trainer(config_from_dict(raw)).run() == 0
+    err = capsys.readouterr().err
+    skips = [line for line in err.splitlines() if "skipping" in line]
+    assert len([s for s in skips if "bad\\nname.png" in s and "unreadable image" in s]) == 1, skips
+    assert len([s for s in skips if "tiny.png" in s and "smaller than" in s]) == 1, skips
+    assert "bad\nname" not in err

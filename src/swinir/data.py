@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .artgen import generate as generate_art
 from .degradations import Degradation, jpeg_compress, modcrop
+from .paths import printable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -120,10 +121,10 @@ def scan_shards(
     for i, root_s in enumerate(train_dirs):
         root = Path(root_s)
         if not root.is_dir():
-            raise DataError(f"{root}: no such folder")
+            raise DataError(f"{printable(root)}: no such folder")
         lr_root = Path(lr_dirs[i]) if lr_dirs else None
         if lr_root is not None and not lr_root.is_dir():
-            raise DataError(f"{lr_root}: no such folder")
+            raise DataError(f"{printable(lr_root)}: no such folder")
         by_folder: dict[Path, list[ImageRecord]] = {}
         for path in list_images(root):
             rel = path.relative_to(root)
@@ -133,12 +134,12 @@ def scan_shards(
             if lr_root is not None:
                 found = find_lr(lr_root, rel, scale)
                 if found is None:
-                    raise DataError(f"{path}: no LR image for it under {lr_root}")
+                    raise DataError(f"{printable(path)}: no LR image for it under {printable(lr_root)}")
                 lr = str(found)
             by_folder.setdefault(rel.parent, []).append(ImageRecord(str(path), lr))
         shards.extend(by_folder[k] for k in sorted(by_folder))
     if not shards:
-        raise DataError(f"no images found in {', '.join(train_dirs)}")
+        raise DataError(f"no images found in {', '.join(map(printable, train_dirs))}")
     return shards
 
 
@@ -390,7 +391,8 @@ class LaneStream:
     def _skip(self, path: str, reason: str) -> None:
         if path not in self._reported:
             self._reported.add(path)
-            print(f"swinir train: skipping {path}: {reason}", file=sys.stderr, flush=True)
+            line = f"swinir train: skipping {printable(path)}: {printable(reason)}"
+            print(line, file=sys.stderr, flush=True)
 
     def _load(self, rec: ImageRecord) -> tuple[np.ndarray, np.ndarray | None] | None:
         """(HR, LR or None) with HR cropped to a multiple of the scale; None when unusable."""
@@ -422,7 +424,7 @@ class LaneStream:
         usable = [i for i in indices if self._cache[self._slots[i]][1] is not None]
         if not usable:
             paths = sorted({self._slots[i] for i in indices})
-            raise DataError(f"no usable image among {len(paths)} in the window (e.g. {paths[0]})")
+            raise DataError(f"no usable image among {len(paths)} in the window (e.g. {printable(paths[0])})")
         rng = np.random.default_rng([self.seed, _TAG_PATCH, self.lane, c])
         pick = usable[int(rng.integers(len(usable)))]
         data = self._cache[self._slots[pick]][1]
@@ -665,7 +667,7 @@ def load_validation(
     then saved once as a 4:2:0 JPEG at ``jpeg_quality`` when that is > 0 (noise-level models)."""
     root = Path(hr_dir)
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
+        raise DataError(f"{printable(root)}: no such folder")
     degrade = Degradation(scale, "bicubic")
     out: list[tuple[str, np.ndarray, np.ndarray]] = []
     for path in list_images(root):
@@ -677,7 +679,7 @@ def load_validation(
             if lr_dir:
                 found = find_lr(Path(lr_dir), Path(rel), scale)
                 if found is None:
-                    raise DataError(f"{path}: no LR image for it under {lr_dir}")
+                    raise DataError(f"{printable(path)}: no LR image for it under {printable(lr_dir)}")
                 path = found
                 lr = read_image(str(found), channels)
                 hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
@@ -688,10 +690,11 @@ def load_validation(
         except (OSError, ValueError) as exc:
             if isinstance(exc, DataError):
                 raise
-            raise DataError(f"{path}: unreadable validation image ({exc})") from None
+            reason = printable(str(exc))
+            raise DataError(f"{printable(path)}: unreadable validation image ({reason})") from None
         out.append((rel, lr, hr))
         if max_images and len(out) >= max_images:
             break
     if not out:
-        raise DataError(f"no validation images in {root}")
+        raise DataError(f"no validation images in {printable(root)}")
     return out
