@@ -202,20 +202,30 @@ def _recognise(path: Path) -> str | None:
     return None
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], SwinIRConfig | None]:
-    """Read a weights file: (canonical state dict, config stored in the file if any)."""
-    path = Path(path)
-    name = printable(path)
+def checkpoint_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read at all, before parsing it (the weights files and training
+    checkpoints share this): ``no such file``, not a regular file, ``file is empty``, ``cannot open
+    it (...)``; None when it can be opened."""
     problem = file_problem(path, "checkpoint file")
     if problem is not None:
-        raise CheckpointError(f"{name}: {problem}")
+        return problem
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{name}: file is empty")
+        return "file is empty"
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise CheckpointError(f"{name}: cannot open it ({exc.strerror})") from None
+        return f"cannot open it ({exc.strerror})"
+    return None
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], SwinIRConfig | None]:
+    """Read a weights file: (canonical state dict, config stored in the file if any)."""
+    path = Path(path)
+    name = printable(path)
+    problem = checkpoint_file_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"{name}: {problem}")
     stored: SwinIRConfig | None = None
     if _is_safetensors(path):
         from safetensors import SafetensorError, safe_open

@@ -179,14 +179,17 @@ _CKPT_KEYS = ("step", "swinir_config", "model", "optimizer", "scheduler", "scale
 
 def read_training_checkpoint(path: Path) -> dict[str, Any]:
     """Load a training checkpoint safely (``weights_only``); errors name the file and the reason."""
-    from .paths import file_problem, printable
+    from .checkpoint import checkpoint_file_problem
+    from .paths import printable
 
     name = printable(path)
-    problem = file_problem(path, "checkpoint file")
-    if problem is not None:
-        raise ConfigError(f"{name}: {'no such checkpoint' if problem == 'no such file' else problem}")
-    if path.stat().st_size == 0:
+    problem = checkpoint_file_problem(path)
+    if problem == "no such file":
+        raise ConfigError(f"{name}: no such checkpoint")
+    if problem == "file is empty":
         raise ConfigError(f"{name}: not a readable training checkpoint (the file is empty)")
+    if problem is not None:
+        raise ConfigError(f"{name}: {problem}")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
