@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -240,3 +241,29 @@ def test_server_still_serves(server: Server) -> None:
     assert request("GET", server.url + "/api/models")[0] == 200
     job = submit(server.url, png_bytes((8, 8)))[1]
     assert wait_job(server.url, job["id"])["state"] == "done"
+
+
+def test_over_the_connection_limit_is_a_json_503(tmp_path: Path) -> None:
+    """With --max-connections 3 and three connections held open, a fourth request gets a
+    one-line JSON 503 (uvicorn's own is plain text); once they close, requests are served again."""
+    model = tiny_model(tmp_path)
+    args = ["--models", f"tiny={model}", "--quiet", "--max-connections", "3", "--device", "cpu"]
+    with server_process(args, env={"TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}) as (_proc, url):
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        get = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        try:
+            time.sleep(0.3)  # let the server register them
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(get)
+                reply = read_until_closed(sock)
+            assert _status(reply) == 503, reply[:200]
+            assert b"application/json" in reply.split(b"\r\n\r\n", 1)[0]
+            assert "--max-connections" in _error(reply)
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(get)
+            assert _status(read_until_closed(sock)) == 200

@@ -9,7 +9,8 @@
   be held forever. Here every connection must deliver a complete request head within
   ``header_timeout`` of connecting or of its previous answer.
 
-Malformed requests (``Content-Length: -1``) get uvicorn's 400, as JSON like every other error.
+Malformed requests (``Content-Length: -1``) get uvicorn's 400, and requests over the connection
+limit (``--max-connections``) its 503, both as one-line JSON like every other error.
 This subclasses uvicorn's ``H11Protocol`` and so leans on its internals (``cycle``, ``conn``,
 ``handle_events``); ``tests/test_web_abuse.py`` fails if a uvicorn release changes them.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 import h11
 from uvicorn.config import Config
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
@@ -100,5 +102,23 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+async def _over_the_connection_limit(scope: Any, receive: Any, send: Any) -> None:
+    """What uvicorn answers when ``limit_concurrency`` is reached (its own is plain text)."""
+    body = json.dumps(
+        {"error": "the server has as many open connections as it allows (--max-connections); try again"}
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        (b"retry-after", b"1"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 def protocol_class(header_timeout: float) -> type[GuardedH11Protocol]:
+    # uvicorn's h11 protocol looks its over-the-limit app up as a module global when a request
+    # arrives; the server process runs only our protocol, so replacing it there is safe.
+    h11_impl.service_unavailable = _over_the_connection_limit  # type: ignore[attr-defined]
     return type("SwinirH11Protocol", (GuardedH11Protocol,), {"header_timeout": header_timeout})
