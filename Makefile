@@ -66,7 +66,8 @@ $(PEERS_VENV)/.installed: pyproject.toml
 	touch $@
 
 peers: peers-env
-	$(PEERS_VENV)/bin/python benchmarks/peers.py --set Art/val=$(SHARED)/Art/val --levels 0 1 2 3 \
+	$(PEERS_VENV)/bin/python benchmarks/peers.py --set Art/val=$(SHARED)/Art/val \
+		--set Set5=$(SHARED)/Set5/HR --set Set14=$(SHARED)/Set14/HR --levels 0 1 2 3 \
 		--cache runs/peers_cache --markdown benchmarks/PEERS.md
 
 clean:
