@@ -39,8 +39,9 @@ class Candidate:
 
 
 CANDIDATES = (
-    # Session 4 (idle machine): every candidate continues from the shipped ``art`` v0 weights, so
-    # the sweep asks what the next CPU-hour is best spent on.
+    # Session 4 (idle machine): every candidate continues from the shipped ``art`` weights (v0 at
+    # the time), so the sweep asks what the next CPU-hour is best spent on. "art" names whatever
+    # the package ships now: rebuilding the table after a re-export measures the start anew.
     Candidate(
         "small-bf16",
         "default's shape, from art v0, bf16 autocast, mixed filters",
@@ -92,43 +93,44 @@ CANDIDATES = (
 )
 
 
-def bicubic_baseline(config: str) -> float:
-    """Validation PSNR of bicubic upscaling on the recipe's held-out images."""
+def held_out(config: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(LR, HR) pairs of the recipe's held-out images, as its [validation] section makes them."""
     from swinir.data import load_validation
-    from swinir.evaluate import bicubic_upscaler
-    from swinir.metrics import psnr
     from swinir.train_config import load_config
 
     cfg = load_config(config)
     v = cfg.validation
     images = load_validation(v.hr_dir, cfg.model.upscale, 3, v.lr_dir, v.include, v.max_images)
-    s = cfg.model.upscale
-    up = bicubic_upscaler(s)
-    return float(np.mean([psnr(up(lr), hr, crop_border=s) for _, lr, hr in images]))
+    return [(lr, hr) for _, lr, hr in images]
 
 
-def start_value(config: str, init: str) -> float:
-    """Validation PSNR of the weights a candidate starts from (``init``, a model name or file)."""
-    from swinir.data import load_validation
+def mean_psnr(images: list[tuple[np.ndarray, np.ndarray]], upscale) -> float:
+    """Mean Y-PSNR of ``upscale(LR)`` against HR, border 2 (x2, as validation scores)."""
     from swinir.metrics import psnr
-    from swinir.train_config import load_config
+
+    return float(np.mean([psnr(np.asarray(upscale(lr)), hr, crop_border=2) for lr, hr in images]))
+
+
+def start_value(images: list[tuple[np.ndarray, np.ndarray]], init: str) -> float:
+    """Validation PSNR of the weights a candidate starts from (``init``, a model name or file),
+    or of bicubic upscaling for a run from scratch (``init`` empty)."""
+    if not init:
+        from swinir.evaluate import bicubic_upscaler
+
+        return mean_psnr(images, bicubic_upscaler(2))
     from swinir.upscaler import Upscaler
 
-    cfg = load_config(config)
-    v = cfg.validation
-    images = load_validation(v.hr_dir, cfg.model.upscale, 3, v.lr_dir, v.include, v.max_images)
-    up = Upscaler(init, device="cpu", tile=0)
-    return float(np.mean([psnr(np.asarray(up.upscale(lr)), hr, crop_border=2) for _, lr, hr in images]))
+    return mean_psnr(images, Upscaler(init, device="cpu", tile=0).upscale)
 
 
-def init_of(c: Candidate) -> str:
+def init_of(c: Candidate, config: str) -> str:
     """What a candidate starts from: its ``training.init_from`` override, else the recipe's."""
     for o in c.overrides:
         if o.startswith("training.init_from="):
             return o.split("=", 1)[1].strip('"')
     from swinir.train_config import load_config
 
-    return load_config(CONFIG).training.init_from
+    return load_config(config).training.init_from
 
 
 def curve(log: Path) -> list[tuple[int, float]]:
@@ -150,7 +152,6 @@ def main() -> int:
     p.add_argument("--markdown", help="write the table to this file too")
     args = p.parse_args()
 
-    base = bicubic_baseline(args.config)
     chosen = [c for c in CANDIDATES if not args.only or c.name in args.only]
     procs: dict[int, tuple[Candidate, float, Path]] = {}
     for c in chosen:
@@ -196,11 +197,14 @@ def main() -> int:
 
     # Each run is ranked by what it added to its starting point per CPU-hour: the validation PSNR
     # of the weights it started from, or bicubic's for runs from scratch.
-    starts = {i: start_value(args.config, i) if i else base for i in {init_of(r[0]) for r in rows}}
+    images = held_out(args.config)
+    starts = {i: start_value(images, i) for i in {init_of(r[0], args.config) for r in rows}}
 
     def rate(row: tuple) -> float:
         c, _code, cpu_h, _wall, _pts, final = row
-        return (final - starts[init_of(c)]) / cpu_h if cpu_h > 0 and np.isfinite(final) else float("nan")
+        if cpu_h <= 0 or not np.isfinite(final):
+            return float("nan")
+        return (final - starts[init_of(c, args.config)]) / cpu_h
 
     rows.sort(key=lambda r: -rate(r) if np.isfinite(rate(r)) else 0)
     steps_hdr = sorted({s for r in rows for s, _ in r[4]})

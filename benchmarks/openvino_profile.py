@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from speed import baseline_network, case_config
-from swinir.backends.openvino import OpenVinoRunner, require_openvino, shift_mask
+from swinir.backends.openvino import OpenVinoRunner, compile_config, require_openvino, shift_mask
 from swinir.model import SwinIR
 
 # Node types whose kernels do the arithmetic (OpenVINO CPU plugin names).
@@ -75,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     # The same converted graph, compiled with the runner's settings plus per-node counters.
     xml = next(cache.rglob("model.xml"))
     core = ov.Core()
-    config = {
-        "INFERENCE_NUM_THREADS": args.threads,
-        "INFERENCE_PRECISION_HINT": "f32",
-        "PERFORMANCE_HINT": "LATENCY",
-        "NUM_STREAMS": 1,
-        "PERF_COUNT": True,
-    }
+    config = {**compile_config(args.threads), "PERF_COUNT": True}
     compiled = core.compile_model(core.read_model(str(xml)), "CPU", config)
     request = compiled.create_infer_request()
     inputs = [x.numpy()]

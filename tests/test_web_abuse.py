@@ -248,13 +248,13 @@ def test_over_the_connection_limit_is_a_json_503(tmp_path: Path) -> None:
     one-line JSON 503 (uvicorn's own is plain text); once they close, requests are served again."""
     model = tiny_model(tmp_path)
     args = ["--models", f"tiny={model}", "--quiet", "--max-connections", "3", "--device", "cpu"]
-    with server_process(args, env={"TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}) as (_proc, url):
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with server_process(args, env={"TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}) as (proc, url):
+        srv = Server(proc, url)
         get = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        held = [srv.connect() for _ in range(3)]
         try:
             time.sleep(0.3)  # let the server register them
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            with srv.connect() as sock:
                 sock.sendall(get)
                 reply = read_until_closed(sock)
             assert _status(reply) == 503, reply[:200]
@@ -264,6 +264,6 @@ def test_over_the_connection_limit_is_a_json_503(tmp_path: Path) -> None:
             for sock in held:
                 sock.close()
         time.sleep(0.3)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with srv.connect() as sock:
             sock.sendall(get)
             assert _status(read_until_closed(sock)) == 200

@@ -275,15 +275,8 @@ class OpenVinoRunner:
             shutil.rmtree(folder, ignore_errors=True)
             return self._compile(shape)
         t1 = time.perf_counter()
-        config = {
-            "INFERENCE_NUM_THREADS": self.threads,
-            # fp32 arithmetic: on CPUs with bf16 units OpenVINO would otherwise run in bf16.
-            "INFERENCE_PRECISION_HINT": "f32",
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-        }
         try:
-            compiled = self._core.compile_model(ov_model, "CPU", config)
+            compiled = self._core.compile_model(ov_model, "CPU", compile_config(self.threads))
         except Exception as exc:
             raise OpenVinoError(
                 f"OpenVINO could not compile {shape_name(shape)}: {_first_line(exc)}"
@@ -294,6 +287,17 @@ class OpenVinoRunner:
         event = Conversion(shape, converted, t1 - t0, time.perf_counter() - t1)
         self.events.append(event)
         return event
+
+
+def compile_config(threads: int) -> dict[str, Any]:
+    """The CPU plugin settings every converted graph is compiled with."""
+    return {
+        "INFERENCE_NUM_THREADS": threads,
+        # fp32 arithmetic: on CPUs with bf16 units OpenVINO would otherwise run in bf16.
+        "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+    }
 
 
 def _stderr(line: str) -> None:

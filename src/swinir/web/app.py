@@ -194,14 +194,14 @@ def create_app(settings: WebSettings, folder: Path, factory: UpscalerFactory = b
     async def get_job(job_id: str) -> dict[str, object]:
         snap = queue.snapshot(job_id)
         if snap is None:
-            raise ApiError(404, f"no job {job_id[:40]!r} (unknown, or expired and deleted)")
+            raise _no_job(job_id)
         return snap
 
     @app.delete("/api/jobs/{job_id}", summary="Cancel a job, or delete a finished one and its result")
     async def delete_job(job_id: str) -> dict[str, object]:
         snap = queue.cancel(job_id)
         if snap is None:
-            raise ApiError(404, f"no job {job_id[:40]!r} (unknown, or expired and deleted)")
+            raise _no_job(job_id)
         return snap
 
     @app.get(
@@ -213,7 +213,7 @@ def create_app(settings: WebSettings, folder: Path, factory: UpscalerFactory = b
     async def get_result(job_id: str) -> StreamingResponse:
         job = queue.get(job_id)
         if job is None:
-            raise ApiError(404, f"no job {job_id[:40]!r} (unknown, or expired and deleted)")
+            raise _no_job(job_id)
         if job.state is not JobState.done or job.result is None:
             reason = f": {job.error}" if job.error else ""
             raise ApiError(409, f"job {job_id} has no result ({job.state.value}{reason})")
@@ -270,6 +270,10 @@ def create_app(settings: WebSettings, folder: Path, factory: UpscalerFactory = b
         loopback_only=is_loopback(settings.host),
         extra_hosts=settings.extra_hosts,
     )
+
+
+def _no_job(job_id: str) -> ApiError:
+    return ApiError(404, f"no job {job_id[:40]!r} (unknown, or expired and deleted)")
 
 
 def _error(status: int, message: str) -> JSONResponse:
