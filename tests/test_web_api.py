@@ -112,6 +112,20 @@ def test_outscale_alpha_and_gray(srv: Running) -> None:
     assert Image.open(io.BytesIO(data)).mode == "L"
 
 
+def test_self_ensemble_job_matches_the_library(srv: Running, model: Path) -> None:
+    image = png_bytes((40, 24), seed=4)
+    status, job = submit(srv.url, image, "e.png", tta="true")
+    assert status == 202 and job["tta"] is True
+    assert wait_job(srv.url, job["id"])["state"] == "done"
+    _, _, data = request("GET", f"{srv.url}/api/jobs/{job['id']}/result")
+    expected = Upscaler(model, device="cpu", tile=32, tile_overlap=8, tta=True).upscale(
+        Image.open(io.BytesIO(image))
+    )
+    plain = Upscaler(model, device="cpu", tile=32, tile_overlap=8).upscale(Image.open(io.BytesIO(image)))
+    got = np.asarray(Image.open(io.BytesIO(data)))
+    assert np.array_equal(got, np.asarray(expected)) and not np.array_equal(got, np.asarray(plain))
+
+
 def test_curl_style_multipart_with_defaults(srv: Running) -> None:
     """`curl -F file=@x.png URL/api/jobs`: no other field needed."""
     body, ctype = multipart({}, png_bytes((8, 8)), "x.png")
@@ -145,6 +159,7 @@ def test_jobs_batch_poll(srv: Running) -> None:
         ({"format": "gif"}, png_bytes((8, 8)), 400, "format"),
         ({"quality": "0"}, png_bytes((8, 8)), 400, "quality"),
         ({"alpha": "magic"}, png_bytes((8, 8)), 400, "alpha"),
+        ({"tta": "maybe"}, png_bytes((8, 8)), 400, "tta"),
         ({}, None, 400, "file"),
     ],
 )
@@ -396,9 +411,9 @@ def test_noise_levels_reach_the_upscaler(model: Path) -> None:
 
     asked: list[object] = []
 
-    def factory(choice, noise, settings):  # a stand-in family: the tiny model for every level
+    def factory(choice, noise, tta, settings):  # a stand-in family: the tiny model for every level
         asked.append(noise)
-        return build_upscaler(replace(choice, noise_levels=()), None, settings)
+        return build_upscaler(replace(choice, noise_levels=()), None, tta, settings)
 
     family = ModelChoice("fam", str(model), 2, "a family with noise levels", (0, 1, 2, 3))
     with running_server(settings_for(model, models=(family,)), factory) as srv:

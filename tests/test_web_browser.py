@@ -239,11 +239,16 @@ def test_settings_are_remembered(page, srv: Running, tmp_path: Path) -> None:
     page.select_option("#format", "webp")
     assert page.is_visible("#quality-label")
     page.select_option("#scale", "3")
+    page.select_option("#tta", "true")
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     assert page.input_value("#format") == "webp" and page.input_value("#scale") == "3"
+    assert page.input_value("#tta") == "true"
     page.set_input_files("#files", [str(_files(tmp_path, 1, (16, 16))[0])])
     _wait_states(page, ["done"])
+    # The finished image opens in the viewer; its title says the server ran the self-ensemble
+    # (the job's own "tta" field, so the choice reached the server).
+    page.wait_for_function("document.getElementById('view-title').textContent.includes('8 passes')")
     with page.expect_download() as info:
         page.locator("#queue .item .download").click()
     path = tmp_path / "r.webp"

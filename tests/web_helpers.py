@@ -60,8 +60,8 @@ def settings_for(model: Path, **overrides: object) -> WebSettings:
 def slow_factory(seconds_per_tile: float) -> UpscalerFactory:
     """Builds real Upscalers whose model calls each take a little longer, so progress can be watched."""
 
-    def build(choice, noise, settings):
-        upscaler: Upscaler = build_upscaler(choice, noise, settings)
+    def build(choice, noise, tta, settings):
+        upscaler: Upscaler = build_upscaler(choice, noise, tta, settings)
         forward = upscaler.runner.forward
 
         def slow_forward(x):

@@ -148,9 +148,12 @@ def create_app(settings: WebSettings, folder: Path, factory: UpscalerFactory = b
         format: Annotated[str, Form(description="png, webp or jpg")] = "png",
         quality: Annotated[int, Form(description="webp/jpg quality, 1-100")] = 92,
         alpha: Annotated[str, Form(description="model (sharp) or resize (Lanczos)")] = "model",
+        tta: Annotated[
+            bool, Form(description="self-ensemble: the 8 flips and rotations averaged (8x the time)")
+        ] = False,
     ) -> JSONResponse:
         name = safe_filename(file.filename)
-        options = _options(settings, model, noise, outscale, format, quality, alpha)
+        options = _options(settings, model, noise, outscale, format, quality, alpha, tta)
         size = file.size if file.size is not None else _spooled_size(file.file)
         if size == 0:
             raise ApiError(400, f"{name}: the upload is empty")
@@ -296,6 +299,7 @@ def _options(
     fmt: str,
     quality: int,
     alpha: str,
+    tta: bool = False,
 ) -> JobOptions:
     choice = settings.models[0] if model in (None, "") else settings.model(model)
     if choice is None:
@@ -319,7 +323,7 @@ def _options(
         raise ApiError(400, f"quality: must be in 1..100, got {quality}")
     if alpha not in ALPHA_MODES:
         raise ApiError(400, f"alpha: must be one of {', '.join(ALPHA_MODES)}, got {alpha[:20]!r}")
-    return JobOptions(choice, level, float(outscale or choice.scale), fmt, quality, alpha)
+    return JobOptions(choice, level, float(outscale or choice.scale), fmt, quality, alpha, tta)
 
 
 def _spooled_size(handle: BinaryIO) -> int:

@@ -78,19 +78,15 @@ def choices_from(specs: Sequence[str]) -> list[ModelChoice]:
 
 # A job's noise choice: None (the model has no levels), a level, or "auto" (from the JPEG tables).
 Noise = int | str | None
-UpscalerFactory = Callable[[ModelChoice, Noise, WebSettings], Upscaler]
+UpscalerFactory = Callable[[ModelChoice, Noise, bool, WebSettings], Upscaler]
 
 
-def build_upscaler(choice: ModelChoice, noise: Noise, settings: WebSettings) -> Upscaler:
-    """Load one model (the family member for ``noise``) with the server's device, tiling, precision."""
-    if noise is not None:
-        return Upscaler(
-            choice.source, device=settings.device, tile=settings.tile, tile_overlap=settings.tile_overlap,
-            precision=settings.precision, noise=noise,
-        )  # fmt: skip
+def build_upscaler(choice: ModelChoice, noise: Noise, tta: bool, settings: WebSettings) -> Upscaler:
+    """Load one model (the family member for ``noise``; its self-ensemble with ``tta``) with the
+    server's device, tiling and precision."""
     return Upscaler(
         choice.source, device=settings.device, tile=settings.tile, tile_overlap=settings.tile_overlap,
-        precision=settings.precision,
+        precision=settings.precision, noise=0 if noise is None else noise, tta=tta,
     )  # fmt: skip
 
 
@@ -100,15 +96,15 @@ class LoadedModels:
     def __init__(self, settings: WebSettings, factory: UpscalerFactory = build_upscaler) -> None:
         self.settings = settings
         self.factory = factory
-        self._loaded: OrderedDict[tuple[str, Noise], Upscaler] = OrderedDict()
+        self._loaded: OrderedDict[tuple[str, Noise, bool], Upscaler] = OrderedDict()
 
-    def get(self, choice: ModelChoice, noise: Noise) -> Upscaler:
-        key = (choice.name, noise)
+    def get(self, choice: ModelChoice, noise: Noise, tta: bool = False) -> Upscaler:
+        key = (choice.name, noise, tta)
         if key in self._loaded:
             self._loaded.move_to_end(key)
             return self._loaded[key]
         while len(self._loaded) >= KEEP_LOADED:
             self._loaded.popitem(last=False)
-        upscaler = self.factory(choice, noise, self.settings)
+        upscaler = self.factory(choice, noise, tta, self.settings)
         self._loaded[key] = upscaler
         return upscaler

@@ -61,6 +61,7 @@ class JobOptions:
     format: str  # png, webp or jpg
     quality: int
     alpha: str  # model or resize
+    tta: bool = False  # self-ensemble: the 8 flips and rotations averaged (8x the time)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Job:
             "noise_used": self.noise_used,
             "outscale": self.options.outscale,
             "format": self.options.format,
+            "tta": self.options.tta,
             "input_size": [self.width, self.height],
             "output_size": [out_w, out_h],
             "result_bytes": self.result_bytes if self.state is JobState.done else None,
@@ -297,7 +299,7 @@ class JobQueue:
     def _run(self, job: Job) -> tuple[JobState, str | None]:
         opts = job.options
         try:
-            upscaler = self.models.get(opts.model, opts.noise)
+            upscaler = self.models.get(opts.model, opts.noise, opts.tta)
             # One worker owns the loaded models, so setting the alpha mode per job is safe.
             upscaler.alpha = opts.alpha
             data = read_image(job.upload, max_pixels=self.settings.max_pixels)

@@ -22,7 +22,7 @@ function savedSettings() {
 }
 
 function saveSettings() {
-  const keys = ["model", "noise", "scale", "format", "quality", "alpha", "interp"];
+  const keys = ["model", "noise", "scale", "format", "quality", "alpha", "tta", "interp"];
   const settings = Object.fromEntries(keys.map((k) => [k, $(k).value]));
   localStorage.setItem(STORE, JSON.stringify(settings));
 }
@@ -61,6 +61,7 @@ function jobOptions() {
   if (model.noise_levels.length) options.noise = $("noise").value;
   if ($("scale").value !== "model") options.outscale = $("scale").value;
   if (options.format !== "png") options.quality = $("quality").value;
+  if ($("tta").value) options.tta = "true";
   return options;
 }
 
@@ -273,7 +274,7 @@ function select(item) {
   const before = $("before-img");
   $("stage").classList.remove("empty");
   $("empty").hidden = true;
-  $("view-title").textContent = `${item.name} · ${item.job.model} ×${item.job.outscale}`;
+  $("view-title").textContent = `${item.name} · ${item.job.model} ×${item.job.outscale}${item.job.tta ? " · 8 passes" : ""}`;
   after.onload = () => {
     view.W = after.naturalWidth; view.H = after.naturalHeight;
     for (const el of [after, before, $("before-canvas")]) { el.style.width = `${view.W}px`; el.style.height = `${view.H}px`; }
@@ -522,13 +523,14 @@ async function init() {
   setIfOption($("model"), saved.model);
   setIfOption($("format"), saved.format);
   setIfOption($("alpha"), saved.alpha);
+  setIfOption($("tta"), saved.tta);
   setIfOption($("interp"), saved.interp);
   if (saved.quality) $("quality").value = saved.quality;
   refreshModelControls(saved);
   refreshFormatControls();
   $("model").onchange = () => { refreshModelControls(null); saveSettings(); };
   $("format").onchange = () => { refreshFormatControls(); saveSettings(); };
-  for (const id of ["noise", "scale", "quality", "alpha"]) $(id).onchange = saveSettings;
+  for (const id of ["noise", "scale", "quality", "alpha", "tta"]) $(id).onchange = saveSettings;
   setupInputs();
   setupViewer();
   clearViewer();
