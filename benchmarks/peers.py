@@ -98,7 +98,8 @@ def checked(method: Method, label: str) -> Method:
     """Refuse outputs that are far from a bicubic upscale of the same input: every working x2
     method lands within a few dB of bicubic (above 25 dB PSNR to it); garbage lands near 10 dB.
     Seen here: ncnn's CPU path runs waifu2x CUNet wrong on an AVX-512 Xeon (9.1 dB on Set5 bird,
-    while the same package's Vulkan path, on Mesa's lavapipe, gives 37.6 dB)."""
+    while the same package's Vulkan path, on Mesa's lavapipe, gives 37.6 dB, 41.9 with the values it
+    wraps to 255 set back to 0: benchmarks/RESULTS.md)."""
 
     def run(lr: np.ndarray) -> np.ndarray:
         out = method(lr)
@@ -253,7 +254,7 @@ def main() -> int:
                     name, build = torch_method(label, level, args.threads)
                     fallbacks[(level, name)] = str(exc).split(": ", 1)[-1]
                     queue.insert(0, (name, build))
-                    print(f"level {level} {label}: {exc}; running {name}", file=sys.stderr)
+                    print(f"level {level} {exc}; running {name} instead", file=sys.stderr)
                     continue
                 broken[(level, label)] = str(exc)
                 print(f"level {level} {label}: not scored: {exc}", file=sys.stderr)
