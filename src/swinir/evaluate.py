@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -232,25 +233,33 @@ def bicubic_upscaler(scale: int) -> Upscaler:
     return run
 
 
-def model_upscaler(model: object, tile: int | None = None, tile_overlap: int = 32) -> Upscaler:
+def model_upscaler(
+    model: object, tile: int | None = None, tile_overlap: int = 32, tta: bool = False
+) -> Upscaler:
     """Wrap a SwinIR network: uint8 in, uint8 out; fp32 on CPU under ``torch.no_grad``.
 
     RGB images go to 3-channel models directly; 1-channel models get each channel separately.
     Gray images are given to 3-channel models as three equal channels (the output is then RGB).
-    With ``tile``, the image is run in overlapping tiles by :func:`swinir.tiling.run_tiled`.
+    With ``tile``, the image is run in overlapping tiles by :func:`swinir.tiling.run_tiled`; with
+    ``tta``, every model call is the self-ensemble of :mod:`swinir.backends.self_ensemble`.
     """
     import torch
 
     config = model.config  # type: ignore[attr-defined]
     in_chans, scale, window = int(config.in_chans), int(config.upscale), int(config.window_size)
+    net = model
+    if tta:
+        from .backends.self_ensemble import ensemble_forward
+
+        net = partial(ensemble_forward, model)
 
     def forward(chw: np.ndarray) -> np.ndarray:
         """(C, h, w) float32 in [0, 1] -> (C, s*h, s*w) float32."""
         if tile:
             from .tiling import run_tiled
 
-            return run_tiled(model, chw, scale, tile, tile_overlap, window=window)  # type: ignore[arg-type]
-        return model(torch.from_numpy(chw)[None])[0].numpy()  # type: ignore[operator]
+            return run_tiled(net, chw, scale, tile, tile_overlap, window=window)  # type: ignore[arg-type]
+        return net(torch.from_numpy(chw)[None])[0].numpy()  # type: ignore[operator]
 
     def run(lr: np.ndarray) -> np.ndarray:
         img = lr if lr.ndim == 3 else lr[:, :, None]
@@ -278,8 +287,10 @@ def resolve_upscaler(
     tile: int | None = None,
     tile_overlap: int = 32,
     progress: bool = True,
+    tta: bool = False,
 ) -> tuple[str, Upscaler, int | None]:
-    """``(label, upscaler, model_scale)`` for ``bicubic``, a checkpoint path, or a zoo name.
+    """``(label, upscaler, model_scale)`` for ``bicubic``, a checkpoint path, or a zoo name
+    (``tta``: the model's self-ensemble, labelled with a ``+``, as SR papers do).
 
     Zoo names go through :func:`swinir.zoo.resolve_model` (downloaded once into its cache, with a
     progress bar unless ``progress`` is False). ``model_scale`` is None for bicubic.
@@ -307,7 +318,9 @@ def resolve_upscaler(
     model_scale = int(model.config.upscale)
     if scale is not None and model_scale != scale:
         raise EvalError(f"{spec}: model upscales x{model_scale}, but --scale is {scale}")
-    return label, model_upscaler(model, tile=tile, tile_overlap=tile_overlap), model_scale
+    if tta:
+        label += "+"
+    return label, model_upscaler(model, tile=tile, tile_overlap=tile_overlap, tta=tta), model_scale
 
 
 def _zoo_path(name: str, progress: bool) -> tuple[Path, float | None]:

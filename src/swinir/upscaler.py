@@ -38,6 +38,7 @@ from .backends import (
     make_runner,
     pick_device,
 )
+from .backends.self_ensemble import self_ensemble
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageData,
@@ -88,6 +89,9 @@ class Upscaler:
         noise: JPEG noise level for model families that have them (``art``): 0 (clean input),
             1-3 (light to heavy noise removal), or ``"auto"``: per input, from its JPEG
             quantization tables (0 for other formats); see :meth:`choose_noise`.
+        tta: self-ensemble: each tile runs in its eight flips and rotations and the outputs,
+            turned back, are averaged (8x the time, the same peak memory; see
+            ``swinir.backends.self_ensemble``).
 
     An overlap too large for an explicit tile is reduced to a quarter of the tile; ``notes``
     says so (and names options known to be slower for this model, see ``swinir.backends``).
@@ -106,11 +110,23 @@ class Upscaler:
         backend: str = "torch",
         max_memory: int | None = None,
         noise: int | str = 0,
+        tta: bool = False,
     ) -> None:
         if noise != "auto" and noise not in (0, 1, 2, 3):
             raise ValueError(f"noise must be 0, 1, 2, 3 or 'auto', got {noise!r}")
         self.noise = noise
-        self._options = (device, tile, tile_overlap, precision, img_range, batch, alpha, backend, max_memory)
+        self._options = (
+            device,
+            tile,
+            tile_overlap,
+            precision,
+            img_range,
+            batch,
+            alpha,
+            backend,
+            max_memory,
+            tta,
+        )
         self._family: dict[int, Upscaler] = {}
         if noise == "auto" or noise:
             if not noise_levels(os.fspath(model)):
@@ -138,6 +154,9 @@ class Upscaler:
         cpu_only = precision == "int8" or backend in CPU_BACKENDS
         self.device = pick_device("cpu" if cpu_only and device == "auto" else device)
         self.runner: Runner = make_runner(self.weights, self.device, precision, img_range, backend)
+        self.tta = tta
+        if tta:
+            self.runner = self_ensemble(self.runner)
         self.notes: list[str] = []
         window = self.runner.window_size
         if tile != "auto":
@@ -200,10 +219,10 @@ class Upscaler:
         if choice.level == 0:
             return self, choice
         if choice.level not in self._family:
-            device, tile, overlap, precision, img_range, batch, alpha, backend, budget = self._options
+            device, tile, overlap, precision, img_range, batch, alpha, backend, budget, tta = self._options
             self._family[choice.level] = Upscaler(
                 with_noise(self.model_name, choice.level), device, tile, overlap, precision,
-                img_range, batch, alpha, backend, budget,
+                img_range, batch, alpha, backend, budget, tta=tta,
             )  # fmt: skip
         return self._family[choice.level], choice
 

@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=PATH_OR_DIR",
         help="another tool's output for this image (a file, or a folder holding {stem}*.png); repeatable",
     )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="run every --model as its self-ensemble (8 flips and rotations averaged; labelled MODEL+)",
+    )
     p.add_argument("--hr", help="ground truth: adds an HR panel and PSNR labels")
     p.add_argument("--crop", metavar="X,Y,W,H", help="region to enlarge, in output pixel coordinates")
     p.add_argument("--crop-size", type=int, default=None, help="side of the automatic crop (output pixels)")
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 raise EvalError(f"--other {item!r}: expected NAME=PATH_OR_DIR")
             others.append((name, where))
         models = [
-            resolve_upscaler(m, args.scale, args.img_range, args.tile, progress=not args.quiet)
+            resolve_upscaler(m, args.scale, args.img_range, args.tile, progress=not args.quiet, tta=args.tta)
             for m in args.model
         ]
         output = args.output or f"{Path(args.lr).stem}_compare.png"

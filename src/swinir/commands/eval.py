@@ -38,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-range", type=float, default=None, help="override the checkpoint's input scaling")
     p.add_argument("--tile", type=int, default=None, help="run the model on tiles of this size (LR pixels)")
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles (LR pixels)")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="self-ensemble: average the model over the 8 flips and rotations of each input (8x "
+        "slower; the '+' rows of SR papers); the method is labelled MODEL+",
+    )
     p.add_argument("--save-dir", help="also write the SR images here as {stem}.png")
     p.add_argument("--json", help="write per-image rows and the mean to this JSON file")
     p.add_argument("--csv", help="write per-image rows and a mean row to this CSV file")
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         if args.sr_dir is not None:
             if args.scale is None:
                 raise EvalError("--scale is needed with --sr-dir")
+            if args.tta:
+                raise EvalError("--tta runs a model: use it with --model, not --sr-dir")
             result = evaluate_folders(
                 args.sr_dir, args.hr_dir, args.scale, args.crop_border, args.gray, quiet=args.quiet
             )
@@ -70,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
             if args.tile is not None:
                 _check_tiling()
             label, upscaler, model_scale = resolve_upscaler(
-                args.model, args.scale, args.img_range, args.tile, args.tile_overlap, not args.quiet
+                args.model,
+                args.scale,
+                args.img_range,
+                args.tile,
+                args.tile_overlap,
+                not args.quiet,
+                tta=args.tta,
             )
             scale = args.scale if args.scale is not None else model_scale
             assert scale is not None

@@ -194,6 +194,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="upscale the alpha channel with the model (sharp) or with Lanczos (faster) "
         "(default: %(default)s)",
     )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="self-ensemble: run every tile in its 8 flips and rotations and average the results "
+        "turned back; 8x slower, the same memory, a little more quality (default on Set5: +0.19 dB)",
+    )
     p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality (default: 95)")
     p.add_argument(
         "--max-pixels",
@@ -430,6 +436,7 @@ def _run(args: argparse.Namespace, scan: Plan, ranks: ranks_mod.Ranks) -> int:
                     backend=args.backend,
                     max_memory=_budget(args.max_memory, ranks),
                     noise=args.noise if args.noise == "auto" else int(args.noise),
+                    tta=args.tta,
                 )
             except (ZooError, CheckpointError, ValueError) as exc:
                 error = str(exc)
@@ -593,9 +600,10 @@ def _header(upscaler: Upscaler, args: argparse.Namespace, count: int, ranks: ran
     where = str(upscaler.device)
     if ranks.several:
         where += f", {ranks.world} processes"
+    tta = ", self-ensemble of 8" if upscaler.tta else ""
     return (
         f"model {model} (x{upscaler.scale}{size}) on {where}, {upscaler.precision}, "
-        f"{upscaler.backend} back end; tiles: {upscaler.describe_tiling()}; {count} image(s)"
+        f"{upscaler.backend} back end{tta}; tiles: {upscaler.describe_tiling()}; {count} image(s)"
     )
 
 
