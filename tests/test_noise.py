@@ -69,6 +69,14 @@ def test_family_names() -> None:
         assert entry is not None and entry.task == "bundled" and entry.scale == 2
 
 
+def test_info_shows_the_family(capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["info", "art-noise2"]) == 0
+    out = capsys.readouterr().out
+    assert "family           art (--noise 0), art-noise1 (--noise 1), art-noise2 (--noise 2)" in out
+    assert cli_main(["info", "default"]) == 0
+    assert "family" not in capsys.readouterr().out
+
+
 def test_noise_errors(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     Image.fromarray(generate(4, 32)).save(tmp_path / "a.png")
     assert cli_main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--noise", "2"]) == 2

@@ -180,7 +180,9 @@ def test_sigterm_then_resume_is_exact(data_root: Path, tmp_path: Path) -> None:
     assert_sigterm_resume_is_exact(data_root, tmp_path, 4, {"workers": 2})  # worker processes too
 
 
-def test_checkpoints_load_safely_and_export(data_root: Path, tmp_path: Path) -> None:
+def test_checkpoints_load_safely_and_export(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "run"
     raw = tiny_config(data_root, out, steps=6, validation={"hr_dir": str(data_root / "val"), "every": 3})
     trainer = Trainer(config_from_dict(raw))
@@ -205,6 +207,16 @@ def test_checkpoints_load_safely_and_export(data_root: Path, tmp_path: Path) -> 
     x = torch.rand(1, 3, 12, 12)
     with torch.no_grad():
         assert torch.equal(swinir.load_model(exported)(x), loaded(x))
+    # The recipe travels with the weights: `swinir info --recipe` gives back the run's config.
+    capsys.readouterr()
+    assert cli_main(["info", str(exported)]) == 0
+    shown = capsys.readouterr().out
+    assert "trained          step 6 (ema weights)" in shown and "from scratch" in shown
+    assert cli_main(["info", str(exported), "--recipe"]) == 0
+    recipe = capsys.readouterr().out
+    assert recipe == (out / "config.toml").read_text()
+    (tmp_path / "recipe.toml").write_text(recipe)
+    assert load_config(tmp_path / "recipe.toml") == config_from_dict(raw)
     raw_out = tmp_path / "raw.safetensors"
     assert cli_main(["export-weights", str(ckpt_path), str(raw_out), "--weights", "model"]) == 0
     assert torch.equal(

@@ -229,7 +229,7 @@ def _bundled(model: ZooModel) -> ZooModel:
     if not path.is_file():
         return model
     try:
-        config = json.loads(_safetensors_metadata(path).get("swinir_config", "{}"))
+        config = json.loads(safetensors_metadata(path).get("swinir_config", "{}"))
         return replace(
             model,
             scale=int(config.get("upscale", model.scale)),
@@ -239,7 +239,7 @@ def _bundled(model: ZooModel) -> ZooModel:
         return model
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
+def safetensors_metadata(path: Path) -> dict[str, str]:
     """The ``__metadata__`` of a .safetensors file, read from its JSON header (no torch import:
     listing models must stay fast)."""
     with open(path, "rb") as f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
             model = SwinIR(replace(cfg, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0))
             load_state_into(model, state, str(src))
             meta.update(weights=args.weights, step=str(raw.get("step", "")))
+            if isinstance(raw.get("train_config"), dict):
+                # The recipe travels with the weights: `swinir info --recipe` prints it as TOML.
+                meta["train_config"] = json.dumps(raw["train_config"])
         else:
             model = load_model(src)
     except (CheckpointError, ValueError, TypeError) as exc:
