@@ -67,7 +67,8 @@ $(PEERS_VENV)/.installed: pyproject.toml
 
 peers: peers-env
 	$(PEERS_VENV)/bin/python benchmarks/peers.py --set Art/val=$(SHARED)/Art/val \
-		--set Set5=$(SHARED)/Set5/HR --set Set14=$(SHARED)/Set14/HR --levels 0 1 2 3 \
+		--set Set5=$(SHARED)/Set5/HR --set Set14=$(SHARED)/Set14/HR --set BSD100=$(SHARED)/BSD100/HR@0 \
+		--levels 0 1 2 3 \
 		--waifu2x-runtime auto --cache runs/peers_cache --markdown benchmarks/PEERS.md
 
 clean:

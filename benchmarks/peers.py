@@ -60,13 +60,13 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB")).copy()
 
 
-def ours(name: str, threads: int) -> Method:
+def ours(name: str, threads: int, tta: bool = False) -> Method:
     import torch
 
     from swinir.upscaler import Upscaler
 
     torch.set_num_threads(threads)
-    up = Upscaler(name, device="cpu", tile=0)
+    up = Upscaler(name, device="cpu", tile=0, tta=tta)
     return lambda lr: np.asarray(up.upscale(lr))
 
 
@@ -132,15 +132,23 @@ def torch_method(label: str, level: int, threads: int) -> tuple[str, Callable[[]
 
 
 def methods_for(
-    level: int, threads: int, only: list[str] | None, gpuid: int = -1, runtime: str = "ncnn"
+    level: int,
+    threads: int,
+    only: list[str] | None,
+    gpuid: int = -1,
+    runtime: str = "ncnn",
+    tta: bool = False,
 ) -> dict[str, Callable[[], Method]]:
-    """Lazily built methods for one noise level (a model is loaded only when it runs)."""
+    """Lazily built methods for one noise level (a model is loaded only when it runs); with
+    ``tta`` also ``art+``, our art model's self-ensemble (8 flips and rotations averaged)."""
     art = "art" if level == 0 else f"art-noise{level}"
     table: dict[str, Callable[[], Method]] = {
         "bicubic": lambda: bicubic,
         "default": lambda: ours("default", threads),
         f"{art}": lambda: ours(art, threads),
     }
+    if tta:
+        table[f"{art}+"] = lambda: ours(art, threads, tta=True)
     for label, model in WAIFU2X.items():
         if runtime == "torch":
             name, build = torch_method(label, level, threads)
@@ -183,13 +191,15 @@ def main() -> int:
         "--set",
         action="append",
         required=True,
-        metavar="NAME=DIR",
-        help="a test set: name and HR folder (searched recursively); repeatable",
+        metavar="NAME=DIR[@LEVELS]",
+        help="a test set: name and HR folder (searched recursively), and optionally the noise "
+        "levels to run it at (e.g. BSD100=DIR@0 for clean only; default: --levels); repeatable",
     )
     p.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3], help="noise levels to run")
     p.add_argument("--methods", nargs="*", help="only methods whose label starts with one of these")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-timing", action="store_true", help="skip the 256x256 timing")
+    p.add_argument("--tta", action="store_true", help="also score art+ (our self-ensemble: 8x the time)")
     p.add_argument("--cache", help="keep the peers' outputs in this folder (see above)")
     p.add_argument(
         "--waifu2x-gpu",
@@ -209,12 +219,19 @@ def main() -> int:
     args = p.parse_args()
 
     sets = []
+    set_levels: dict[str, list[int]] = {}
     for text in args.set:
-        name, _, folder = text.partition("=")
+        name, _, where = text.partition("=")
+        folder, at, levels_text = where.partition("@")
+        try:
+            set_levels[name] = [int(v) for v in levels_text.split(",")] if at else list(args.levels)
+        except ValueError:
+            p.error(f"--set {text}: levels after @ are numbers separated by commas")
         files = [Path(f) for f in list_images(folder)]
         if not files:
             p.error(f"--set {text}: no images")
         sets.append((name, [modcrop(read_rgb(f), 2) for f in files]))
+    all_sets = sets
 
     results: dict[tuple[int, str, str], tuple[float, float]] = {}
     timings: dict[tuple[int, str], float] = {}
@@ -225,10 +242,14 @@ def main() -> int:
     y0, x0 = (int(rng.integers(0, max(1, d - 512 + 1))) for d in first.shape[:2])
     timing_hr = first[y0 : y0 + 512, x0 : x0 + 512]
     fallbacks: dict[tuple[int, str], str] = {}  # (level, torch label) -> why ncnn was not used
-    for level in args.levels:
+    levels = sorted({lv for lvs in set_levels.values() for lv in lvs})
+    for level in levels:
+        sets = [(name, hrs) for name, hrs in all_sets if level in set_levels[name]]
         lrs = {name: [make_lr(hr, level) for hr in hrs] for name, hrs in sets}
         queue = list(
-            methods_for(level, args.threads, args.methods, args.waifu2x_gpu, args.waifu2x_runtime).items()
+            methods_for(
+                level, args.threads, args.methods, args.waifu2x_gpu, args.waifu2x_runtime, args.tta
+            ).items()
         )
         while queue:
             label, build = queue.pop(0)
@@ -266,7 +287,8 @@ def main() -> int:
         "LR image, after a warm-up call.",
         "",
     ]
-    for level in args.levels:
+    for level in levels:
+        sets = [(name, hrs) for name, hrs in all_sets if level in set_levels[name]]
         labels = list(dict.fromkeys(k[1] for k in results if k[0] == level))
         lines.append(
             f"**Noise level {level}**" + (" (clean)" if level == 0 else f" (JPEG q{QUALITY[level]})")
@@ -277,8 +299,11 @@ def main() -> int:
         for label in labels:
             cells = []
             for name, _ in sets:
+                if (level, label, name) not in results:  # that method was cut short on this set
+                    cells.append("-")
+                    continue
                 pm, sm = results[(level, label, name)]
-                best = max(results[(level, other, name)][0] for other in labels)
+                best = max(results[k][0] for other in labels if (k := (level, other, name)) in results)
                 cell = f"{pm:.2f} / {sm:.4f}"
                 cells.append(f"**{cell}**" if pm == best else cell)
             t = timings.get((level, label))
