@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from swinir import artgen
 from swinir.artgen import generate
 from swinir.data import GENERATOR_PREFIX, DataError, build_spec, mix_quotas, scan_shards
 from swinir.degradations import FILTERS, JPEG_LEVELS, Degradation, downscale, jpeg_level
@@ -50,6 +51,29 @@ def test_generator_draws_varied_antialiased_art() -> None:
 # ---------------------------------------------------------------------------------------------
 # Degradations
 # ---------------------------------------------------------------------------------------------
+
+
+def test_patterns_over_a_box_equal_the_whole_picture_s() -> None:
+    """The generator computes screentones, hatching and shape gradients only where they show;
+    each must be exactly the whole-picture pattern there (the pictures stay the same)."""
+    shape = (96, 128)
+    rng = np.random.default_rng(7)
+    for trial in range(12):
+        mask = np.zeros(shape, bool)
+        y0, x0 = (int(v) for v in rng.integers(0, 60, 2))
+        mask[y0 : y0 + int(rng.integers(1, 36)), x0 : x0 + int(rng.integers(1, 60))] = True
+        box = artgen._box(mask)
+        assert mask[box].all() and mask.sum() == mask[box].size
+        for pattern in (artgen._screentone, artgen._hatching):
+            whole = pattern(np.random.default_rng(trial), shape, 3)
+            part = pattern(np.random.default_rng(trial), shape, 3, box)
+            assert np.array_equal(part, whole[box]), pattern.__name__
+        a, b = np.array([10.0, 20.0, 30.0]), np.array([200.0, 100.0, 0.0])
+        whole = artgen._gradient(np.random.default_rng(trial), shape, a, b)
+        assert np.array_equal(
+            artgen._gradient(np.random.default_rng(trial), shape, a, b, where=mask), whole[mask]
+        )
+    assert artgen._box(np.zeros(shape, bool)) == (slice(0, 0), slice(0, 0))
 
 
 def test_every_filter_halves_and_differs() -> None:

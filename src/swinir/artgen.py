@@ -154,15 +154,46 @@ def _mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     return np.asarray(img) > 127
 
 
-def _rotated_coords(shape: tuple[int, int], angle: float) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=4)
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float32 (y, x) pixel coordinates; every picture of a size shares one grid."""
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    y.flags.writeable = x.flags.writeable = False
+    return y, x
+
+
+# A window of the picture, (rows, columns): patterns that only show inside a shape are computed
+# over its bounding box alone, with the same value at every pixel as over the whole picture.
+Box = tuple[slice, slice]
+WHOLE: Box = (slice(None), slice(None))
+
+
+def _box(mask: np.ndarray) -> Box:
+    """The bounding box of a bool (H, W) mask (an empty box for an empty mask)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return (slice(0, 0), slice(0, 0))
+    return (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+
+
+def _rotated_u(shape: tuple[int, int], angle: float, box: Box = WHOLE) -> np.ndarray:
+    """The first coordinate of :func:`_rotated_coords` alone (most callers need only that)."""
+    y, x = _grid(shape)
+    c, s = math.cos(angle), math.sin(angle)
+    return c * x[box] + s * y[box]
+
+
+def _rotated_coords(shape: tuple[int, int], angle: float, box: Box = WHOLE) -> tuple[np.ndarray, np.ndarray]:
+    y, x = _grid(shape)
+    y, x = y[box], x[box]
     c, s = math.cos(angle), math.sin(angle)
     return c * x + s * y, -s * x + c * y
 
 
-def _screentone(rng: np.random.Generator, shape: tuple[int, int], ss: int) -> np.ndarray:
-    """A dot or line screen at a random angle and density as a bool (H, W) ink mask."""
-    u, v = _rotated_coords(shape, float(rng.choice([0.0, 15.0, 30.0, 45.0, 60.0, 75.0])) * math.pi / 180)
+def _screentone(rng: np.random.Generator, shape: tuple[int, int], ss: int, box: Box = WHOLE) -> np.ndarray:
+    """A dot or line screen at a random angle and density as a bool ink mask of ``box``."""
+    angle = float(rng.choice([0.0, 15.0, 30.0, 45.0, 60.0, 75.0])) * math.pi / 180
+    u, v = _rotated_coords(shape, angle, box)
     period = float(rng.uniform(3.0, 8.0)) * ss
     level = float(rng.uniform(0.1, 0.6))  # fraction of area inked
     if rng.random() < 0.65:
@@ -172,14 +203,15 @@ def _screentone(rng: np.random.Generator, shape: tuple[int, int], ss: int) -> np
     return np.abs(np.mod(u, period) - period / 2) < period * level / 2
 
 
-def _hatching(rng: np.random.Generator, shape: tuple[int, int], ss: int) -> np.ndarray:
-    """One or two crossed sets of parallel pen lines, as a bool (H, W) ink mask."""
-    out = np.zeros(shape, bool)
+def _hatching(rng: np.random.Generator, shape: tuple[int, int], ss: int, box: Box = WHOLE) -> np.ndarray:
+    """One or two crossed sets of parallel pen lines, as a bool ink mask of ``box``."""
+    out: np.ndarray | bool = False
     for _ in range(int(rng.integers(1, 3))):
-        u, _v = _rotated_coords(shape, float(rng.uniform(0, math.pi)))
+        u = _rotated_u(shape, float(rng.uniform(0, math.pi)), box)
         period = float(rng.uniform(4, 10)) * ss
         width = float(rng.uniform(0.6, 1.6)) * ss
-        out |= np.abs(np.mod(u, period) - period / 2) < width / 2
+        out = out | (np.abs(np.mod(u, period) - period / 2) < width / 2)
+    assert isinstance(out, np.ndarray)
     return out
 
 
@@ -187,10 +219,22 @@ def _paint(canvas: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
     canvas[mask] = color
 
 
-def _gradient(rng: np.random.Generator, shape: tuple[int, int], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Linear gradient from colour ``a`` to ``b`` at a random angle: (H, W, 3) float."""
-    u, _ = _rotated_coords(shape, float(rng.uniform(0, 2 * math.pi)))
-    t = (u - u.min()) / max(float(u.max() - u.min()), 1e-6)
+def _gradient(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    a: np.ndarray,
+    b: np.ndarray,
+    where: np.ndarray | None = None,
+) -> np.ndarray:
+    """Linear gradient from colour ``a`` to ``b`` at a random angle: (H, W, 3) float, or only the
+    (N, 3) pixels of the bool mask ``where`` (the same values, without computing the others)."""
+    u = _rotated_u(shape, float(rng.uniform(0, 2 * math.pi)))
+    lo = u.min()
+    t = (
+        (u - lo) / max(float(u.max() - lo), 1e-6)
+        if where is None
+        else (u[where] - lo) / max(float(u.max() - lo), 1e-6)
+    )
     return a + (b - a) * t[..., None]
 
 
@@ -226,7 +270,7 @@ def generate(seed: int, size: int = 256, supersample: int = 3) -> np.ndarray:
         m = _mask(shape, poly)
         base = pal.color()
         if rng.random() < 0.25:
-            canvas[m] = _gradient(rng, shape, base, pal.color())[m]
+            canvas[m] = _gradient(rng, shape, base, pal.color(), where=m)
         else:
             canvas[m] = base
         # Hard cel shadow: the shape minus a shifted copy of itself.
@@ -235,10 +279,13 @@ def generate(seed: int, size: int = 256, supersample: int = 3) -> np.ndarray:
             lit = _mask(shape, poly + shift)
             _paint(canvas, m & ~lit, pal.shadow(base))
         r = rng.random()
-        if r < 0.25:
-            _paint(canvas, m & _screentone(rng, shape, ss), pal.shadow(pal.shadow(base)))
-        elif r < 0.4:
-            _paint(canvas, m & _hatching(rng, shape, ss), pal.ink())
+        if r < 0.4:
+            box = _box(m)
+            if r < 0.25:
+                pattern, color = _screentone(rng, shape, ss, box), pal.shadow(pal.shadow(base))
+            else:
+                pattern, color = _hatching(rng, shape, ss, box), pal.ink()
+            _paint(canvas[box], m[box] & pattern, color)
         if rng.random() < 0.8:
             outlines.append((poly, True))
 
