@@ -134,6 +134,22 @@ def test_auto_tiling_reuses_a_converted_shape(model: str, cache: Path) -> None:
     assert torch_up.plan_size(40, 56).whole
 
 
+def test_self_ensemble_converts_both_orientations_and_matches_torch(model: str, cache: Path) -> None:
+    """--tta turns tiles by 90 degrees: a 24x32 tile also needs its 32x24 graph, converted ahead."""
+    up = swinir.Upscaler(model, backend="openvino", tile=0, tta=True)
+    plan = up.plan_size(24, 32)
+    lines = up.prepare([plan])
+    assert (
+        len(lines) == 2
+        and any("1x3x24x32" in line for line in lines)
+        and any("1x3x32x24" in line for line in lines)
+    )
+    assert {(1, 3, 24, 32), (1, 3, 32, 24)} <= set(up.runner.cached_shapes())
+    img = RNG.random((24, 32, 3), dtype=np.float32)
+    want = swinir.Upscaler(model, backend="torch", tile=0, tta=True).upscale(img)
+    assert np.abs(up.upscale(img) - want).max() <= 1e-4
+
+
 def test_options_it_cannot_run_are_refused(model: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(ValueError, match="openvino back end runs fp32 only, not int8"):
         swinir.Upscaler(model, backend="openvino", precision="int8")

@@ -7,8 +7,8 @@ of those errors: the "+" rows of SR papers (SwinIR+, EDSR+) and waifu2x's TTA mo
 model calls per tile and no more peak memory than one call plus the output accumulator, and the
 result is exactly equivariant: ensemble(flip(x)) == flip(ensemble(x)).
 
-Each transform is its own inverse's mirror: ``apply`` flips the width axis then rotates by
-``k * 90`` degrees; ``undo`` rotates back then flips. Rotations by 90 and 270 degrees swap the
+``apply_transform`` flips the width axis (for half of them), then turns by ``k * 90`` degrees;
+``undo_transform`` turns back, then flips: its exact inverse. Rotations by 90 and 270 degrees swap the
 tile's height and width, so back ends that convert per input shape (``openvino``) are asked for
 both orientations.
 """
