@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from ..zoo import ZooError
 
     try:
-        model = load_model(args.checkpoint, img_range=args.img_range)
-        meta = _metadata(resolve_weights(args.checkpoint))
+        path = resolve_weights(args.checkpoint)  # once: the weights and their metadata
+        model = load_model(path, img_range=args.img_range)
+        meta = _metadata(path)
     except (CheckpointError, ZooError) as exc:
         print(f"swinir info: {exc}", file=sys.stderr)
         return 2
