@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import png
 import pytest
-import torch
 from PIL import Image
 
-import swinir
 from swinir.cli import main
 from swinir.imageio import encode_png16
-from swinir.model import SwinIR, SwinIRConfig, preset
 
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    base = {**preset("lightweight_x2").to_dict(), "depths": [2], "num_heads": [2], "embed_dim": 12}
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    swinir.save_model(SwinIR(SwinIRConfig.from_dict(base)), path)
-    return str(path)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _u8(*shape: int) -> np.ndarray:
@@ -63,10 +45,12 @@ def _run(*argv: str) -> int:
     return main(["upscale", *argv])
 
 
-def test_folder_with_good_and_bad_files(tmp_path: Path, model: str, capsys: pytest.CaptureFixture) -> None:
+def test_folder_with_good_and_bad_files(
+    tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture
+) -> None:
     src = _folder(tmp_path)
     out = tmp_path / "out"
-    code = _run(str(src), "-o", str(out), "--model", model, "--tile", "16", "--tile-overlap", "4")
+    code = _run(str(src), "-o", str(out), "--model", tiny_model, "--tile", "16", "--tile-overlap", "4")
     err = capsys.readouterr().err
     assert code == 1
     names = sorted(p.name for p in out.iterdir())
@@ -96,58 +80,63 @@ def test_folder_with_good_and_bad_files(tmp_path: Path, model: str, capsys: pyte
     assert "6 written, 0 skipped, 3 failed (reasons above)" in err
 
 
-def test_skip_existing_and_quiet(tmp_path: Path, model: str, capsys: pytest.CaptureFixture) -> None:
+def test_skip_existing_and_quiet(tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "in"
     src.mkdir()
     for i in range(2):
         Image.fromarray(_u8(10, 10, 3)).save(src / f"{i}.png")
     out = tmp_path / "out"
-    assert _run(str(src), "-o", str(out), "--model", model, "-q") == 0
+    assert _run(str(src), "-o", str(out), "--model", tiny_model, "-q") == 0
     assert capsys.readouterr().err == ""
     first = (out / "0_x2.png").stat().st_mtime_ns
     (out / "1_x2.png").unlink()
-    assert _run(str(src), "-o", str(out), "--model", model, "--skip-existing") == 0
+    assert _run(str(src), "-o", str(out), "--model", tiny_model, "--skip-existing") == 0
     assert "1 written, 1 skipped, 0 failed" in capsys.readouterr().err
     assert (out / "0_x2.png").stat().st_mtime_ns == first and (out / "1_x2.png").exists()
 
 
-def test_single_file_outscale_format_and_suffix(tmp_path: Path, model: str) -> None:
+def test_single_file_outscale_format_and_suffix(tmp_path: Path, tiny_model: str) -> None:
     src = tmp_path / "pic.png"
     Image.fromarray(_u8(10, 12, 3)).save(src)
-    assert _run(str(src), "-o", str(tmp_path / "exact.jpg"), "--model", model, "--outscale", "3", "-q") == 0
+    assert (
+        _run(str(src), "-o", str(tmp_path / "exact.jpg"), "--model", tiny_model, "--outscale", "3", "-q") == 0
+    )
     with Image.open(tmp_path / "exact.jpg") as im:
         assert im.format == "JPEG" and im.size == (36, 30)
-    assert _run(str(src), "-o", str(tmp_path / "d"), "--model", model, "--outscale", "1.5", "-q") == 0
+    assert _run(str(src), "-o", str(tmp_path / "d"), "--model", tiny_model, "--outscale", "1.5", "-q") == 0
     with Image.open(tmp_path / "d" / "pic_x1.5.png") as im:
         assert im.size == (18, 15)
-    assert _run(str(src), "-o", str(tmp_path / "w"), "--model", model, "-f", "webp", "-s", "_big", "-q") == 0
+    assert (
+        _run(str(src), "-o", str(tmp_path / "w"), "--model", tiny_model, "-f", "webp", "-s", "_big", "-q")
+        == 0
+    )
     assert (tmp_path / "w" / "pic_big.webp").is_file()
     # Next to the input by default; never over the input itself.
-    assert _run(str(src), "--model", model, "-q") == 0 and (tmp_path / "pic_x2.png").is_file()
-    assert _run(str(src), "--model", model, "-s", "", "-q") == 1
+    assert _run(str(src), "--model", tiny_model, "-q") == 0 and (tmp_path / "pic_x2.png").is_file()
+    assert _run(str(src), "--model", tiny_model, "-s", "", "-q") == 1
 
 
-def test_recursive_keeps_the_tree(tmp_path: Path, model: str) -> None:
+def test_recursive_keeps_the_tree(tmp_path: Path, tiny_model: str) -> None:
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(_u8(8, 8, 3)).save(src / "a.png")
     Image.fromarray(_u8(8, 8, 3)).save(src / "sub" / "b.bmp")
     out = tmp_path / "out"
-    assert _run(str(src), "-o", str(out), "--model", model, "-q") == 0
+    assert _run(str(src), "-o", str(out), "--model", tiny_model, "-q") == 0
     assert not (out / "sub").exists()
-    assert _run(str(src), "-o", str(out), "--model", model, "-r", "-q", "--skip-existing") == 0
+    assert _run(str(src), "-o", str(out), "--model", tiny_model, "-r", "-q", "--skip-existing") == 0
     assert (out / "sub" / "b_x2.bmp").is_file()
 
 
-def test_model_and_option_errors(tmp_path: Path, model: str, capsys: pytest.CaptureFixture) -> None:
+def test_model_and_option_errors(tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture) -> None:
     img = tmp_path / "x.png"
     Image.fromarray(_u8(8, 8, 3)).save(img)
     assert _run(str(img), "--model", str(tmp_path / "nope.pth")) == 2
     assert "nope.pth: no such file" in capsys.readouterr().err
     # An overlap too large for the tile is reduced, and the run says so; a tile under the window fails.
-    assert _run(str(img), "--model", model, "--tile", "16", "--tile-overlap", "8") == 0
+    assert _run(str(img), "--model", tiny_model, "--tile", "16", "--tile-overlap", "8") == 0
     assert "tile 16 leaves no room for a 8-pixel overlap; using a 4-pixel overlap" in capsys.readouterr().err
-    assert _run(str(img), "--model", model, "--tile", "7") == 2
+    assert _run(str(img), "--model", tiny_model, "--tile", "7") == 2
     assert "tile 7 is smaller than the model's window (8 pixels)" in capsys.readouterr().err
     assert _run(str(img), "--model", "defualt") == 2
     assert "did you mean 'default'?" in capsys.readouterr().err
@@ -155,9 +144,9 @@ def test_model_and_option_errors(tmp_path: Path, model: str, capsys: pytest.Capt
     notes.write_text("my notes\n")
     assert _run(str(img), "--model", str(notes)) == 2
     assert "notes.txt: is a text file, not a checkpoint" in capsys.readouterr().err
-    assert _run(str(img), str(img), "-o", str(tmp_path / "one.png"), "--model", model) == 2
+    assert _run(str(img), str(img), "-o", str(tmp_path / "one.png"), "--model", tiny_model) == 2
     assert "several inputs" in capsys.readouterr().err
-    assert _run(str(tmp_path / "missing.png"), "--model", model, "-q") == 1
+    assert _run(str(tmp_path / "missing.png"), "--model", tiny_model, "-q") == 1
     assert "missing.png: no such file" in capsys.readouterr().err
     assert _run("--list-models") == 0
     listing = capsys.readouterr().out
@@ -165,7 +154,7 @@ def test_model_and_option_errors(tmp_path: Path, model: str, capsys: pytest.Capt
 
 
 def test_missing_input_fails_before_the_model_loads(
-    tmp_path: Path, model: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import swinir.upscaler
 
@@ -173,24 +162,24 @@ def test_missing_input_fails_before_the_model_loads(
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(swinir.upscaler.Upscaler, "__init__", refuse)
-    assert _run(str(tmp_path / "missing.png"), "--model", model) == 1
+    assert _run(str(tmp_path / "missing.png"), "--model", tiny_model) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"swinir upscale: {tmp_path / 'missing.png'}: no such file or folder"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _run(str(empty), "--model", model) == 1
+    assert _run(str(empty), "--model", tiny_model) == 1
     assert "no images found" in capsys.readouterr().err
 
 
 def test_skipped_subfolders_and_animated_gifs_are_named(
-    tmp_path: Path, model: str, capsys: pytest.CaptureFixture
+    tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture
 ) -> None:
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(_u8(8, 8, 3)).save(src / "sub" / "b.png")
     frames = [Image.fromarray(_u8(8, 8, 3)) for _ in range(3)]
     frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
-    assert _run(str(src), "-o", str(tmp_path / "out"), "--model", model) == 0
+    assert _run(str(src), "-o", str(tmp_path / "out"), "--model", tiny_model) == 0
     err = capsys.readouterr().err
     assert f"{src}: 1 subfolder(s) not searched (add --recursive to include them)" in err
     assert "anim.gif: has 3 frames (animated or multi-page); only the first is upscaled" in err
@@ -198,11 +187,11 @@ def test_skipped_subfolders_and_animated_gifs_are_named(
 
 
 def test_header_names_model_device_precision_backend_and_tiles(
-    tmp_path: Path, model: str, capsys: pytest.CaptureFixture
+    tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture
 ) -> None:
     img = tmp_path / "x.png"
     Image.fromarray(_u8(20, 24, 3)).save(img)
-    assert _run(str(img), "--model", model, "--precision", "int8") == 0
+    assert _run(str(img), "--model", tiny_model, "--precision", "int8") == 0
     captured = capsys.readouterr()
     header = captured.err.splitlines()[0]
     for part in ["tiny.safetensors", "x2", "on cpu", "int8", "torch back end", "whole images up to"]:
@@ -210,7 +199,7 @@ def test_header_names_model_device_precision_backend_and_tiles(
     # int8 on a thin model is known to be slower: said once.
     assert captured.err.count("--precision int8 is slower than fp32 for thin models") == 1
     assert "whole image" in captured.out
-    assert _run(str(img), "--model", model, "--tile", "16", "--tile-overlap", "4") == 0
+    assert _run(str(img), "--model", tiny_model, "--tile", "16", "--tile-overlap", "4") == 0
     assert "4 tiles of 16x16" in capsys.readouterr().out
 
 

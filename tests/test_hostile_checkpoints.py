@@ -24,6 +24,7 @@ from swinir.checkpoint import CheckpointError, check_network, load_model
 from swinir.cli import main
 from swinir.model import SwinIR, SwinIRConfig, preset
 from swinir.train import read_training_checkpoint
+from tests.conftest import tiny_train_args
 from tests.test_data import make_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,16 +118,7 @@ def test_load_model_still_loads_good_files(tiny: Path) -> None:
 
 
 def _train_args(root: Path, steps: int) -> list[str]:
-    return [
-        "train",
-        "--set", 'model.preset="lightweight_x2"', "--set", "model.embed_dim=8", "--set", "model.depths=[1]",
-        "--set", "model.num_heads=[2]", "--set", "model.window_size=4",
-        "--set", f'data.train_dirs=["{root / "train"}"]', "--set", "data.patch_size=8",
-        "--set", "data.batch_size=2", "--set", "data.lanes=1", "--set", "data.workers=0",
-        "--set", "data.buffer_images=2", "--set", f"schedule.total_steps={steps}",
-        "--set", "logging.save_every=2", "--set", "logging.keep_last=3", "--set", "logging.tensorboard=false",
-        "--set", "training.threads=1", "--out-dir", str(root / "run"),
-    ]  # fmt: skip
+    return tiny_train_args(root / "train", root / "run", steps)
 
 
 def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path: Path, capsys) -> None:

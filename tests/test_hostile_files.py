@@ -34,6 +34,8 @@ from swinir.imageio import ImageReadError, incomplete_reason, read_image
 from swinir.model import SwinIR, SwinIRConfig, preset
 from swinir.paths import printable
 
+from .conftest import tiny_train_args
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -235,15 +237,7 @@ def _train_raw(root: Path, out: Path) -> list[str]:
     from tests.test_data import make_images
 
     make_images(root / "train", {"a": 4}, size=(24, 24))
-    return [
-        "train",
-        "--set", 'model.preset="lightweight_x2"', "--set", "model.embed_dim=8", "--set", "model.depths=[1]",
-        "--set", "model.num_heads=[2]", "--set", "model.window_size=4",
-        "--set", f'data.train_dirs=["{root / "train"}"]', "--set", "data.patch_size=8",
-        "--set", "data.batch_size=2", "--set", "data.lanes=1", "--set", "data.workers=0",
-        "--set", "data.buffer_images=2", "--set", "schedule.total_steps=4", "--set", "logging.save_every=2",
-        "--set", "logging.tensorboard=false", "--set", "training.threads=1", "--out-dir", str(out),
-    ]  # fmt: skip
+    return tiny_train_args(root / "train", out, 4)
 
 
 def test_training_on_a_full_disk_says_so(tmp_path: Path, capsys) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-import swinir
 from swinir.backends.self_ensemble import TRANSFORMS, apply_transform, undo_transform
 from swinir.cli import main
-from swinir.model import SwinIR, SwinIRConfig, preset
 from swinir.upscaler import Upscaler
 
 from .test_noise import jpeg_bytes
@@ -22,21 +19,7 @@ from .test_noise import jpeg_bytes
 RNG = np.random.default_rng(3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    base = {**preset("lightweight_x2").to_dict(), "depths": [2], "num_heads": [2], "embed_dim": 12}
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    swinir.save_model(SwinIR(SwinIRConfig.from_dict(base)), path)
-    return str(path)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _turn(img: np.ndarray, k: int, flip: bool, back: bool = False) -> np.ndarray:
@@ -54,11 +37,11 @@ def test_transforms_are_the_eight_symmetries_and_undo_inverts_them() -> None:
         assert torch.equal(undo_transform(apply_transform(x, k, flip), k, flip), x)
 
 
-def test_tta_is_the_mean_of_the_turned_outputs_and_is_equivariant(model: str) -> None:
+def test_tta_is_the_mean_of_the_turned_outputs_and_is_equivariant(tiny_model: str) -> None:
     # Sides are multiples of the window (8), so no padding breaks the symmetry.
     img = RNG.random((24, 40, 3), dtype=np.float32)
-    plain = Upscaler(model, device="cpu", tile=0)
-    tta = Upscaler(model, device="cpu", tile=0, tta=True)
+    plain = Upscaler(tiny_model, device="cpu", tile=0)
+    tta = Upscaler(tiny_model, device="cpu", tile=0, tta=True)
     out = tta.upscale(img)
     assert out.shape == (48, 80, 3)
 
@@ -78,18 +61,18 @@ def test_tta_is_the_mean_of_the_turned_outputs_and_is_equivariant(model: str) ->
         assert np.abs(plain.upscale(turned) - _turn(plain.upscale(img), k, f)).max() > 1e-3
 
 
-def test_tta_with_tiles_alpha_and_gray(model: str) -> None:
+def test_tta_with_tiles_alpha_and_gray(tiny_model: str) -> None:
     rgba = (RNG.random((30, 44, 4)) * 255).astype(np.uint8)
     rgba[:, :20, 3] = 0
-    tiled = Upscaler(model, device="cpu", tile=16, tile_overlap=4, tta=True).upscale(rgba)
-    whole = Upscaler(model, device="cpu", tile=0, tta=True).upscale(rgba)
+    tiled = Upscaler(tiny_model, device="cpu", tile=16, tile_overlap=4, tta=True).upscale(rgba)
+    whole = Upscaler(tiny_model, device="cpu", tile=0, tta=True).upscale(rgba)
     assert tiled.shape == whole.shape == (60, 88, 4)
-    plain = Upscaler(model, device="cpu", tile=16, tile_overlap=4).upscale(rgba)
+    plain = Upscaler(tiny_model, device="cpu", tile=16, tile_overlap=4).upscale(rgba)
     # Tiles blend into about the whole-image answer (random weights: tiles see less context), and
     # the self-ensemble did run on them (its answer is not the plain network's).
     assert np.abs(tiled.astype(int) - whole.astype(int)).mean() < 6
     assert np.abs(tiled.astype(int) - plain.astype(int)).mean() > 1
-    gray = Upscaler(model, device="cpu", tta=True).upscale(Image.fromarray(rgba[..., 0]))
+    gray = Upscaler(tiny_model, device="cpu", tta=True).upscale(Image.fromarray(rgba[..., 0]))
     assert gray.mode == "L" and gray.size == (88, 60)
 
 
@@ -103,7 +86,7 @@ def test_auto_noise_members_keep_tta() -> None:
     assert member.tta and member.runner.__class__.__name__ == "SelfEnsembleRunner"
 
 
-def test_cli_upscale_and_eval_tta(model: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_upscale_and_eval_tta(tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     hr = tmp_path / "hr"
     hr.mkdir()
     img = (RNG.random((32, 48, 3)) * 255).astype(np.uint8)
@@ -111,17 +94,20 @@ def test_cli_upscale_and_eval_tta(model: str, tmp_path: Path, capsys: pytest.Cap
     lr = tmp_path / "lr.png"
     Image.fromarray(img[::2, ::2]).save(lr)
 
-    assert main(["upscale", str(lr), "-o", str(tmp_path / "plain.png"), "--model", model]) == 0
+    assert main(["upscale", str(lr), "-o", str(tmp_path / "plain.png"), "--model", tiny_model]) == 0
     capsys.readouterr()
-    assert main(["upscale", str(lr), "-o", str(tmp_path / "tta.png"), "--model", model, "--tta"]) == 0
+    assert main(["upscale", str(lr), "-o", str(tmp_path / "tta.png"), "--model", tiny_model, "--tta"]) == 0
     assert "self-ensemble of 8" in capsys.readouterr().err
     plain, tta = (np.asarray(Image.open(tmp_path / n)) for n in ("plain.png", "tta.png"))
     assert plain.shape == tta.shape == (32, 48, 3) and not np.array_equal(plain, tta)
-    expected = Upscaler(model, tta=True).upscale(Image.open(lr))
+    expected = Upscaler(tiny_model, tta=True).upscale(Image.open(lr))
     assert np.array_equal(tta, np.asarray(expected))
 
     out = tmp_path / "eval.json"
-    assert main(["eval", "--model", model, "--hr-dir", str(hr), "--tta", "--quiet", "--json", str(out)]) == 0
+    assert (
+        main(["eval", "--model", tiny_model, "--hr-dir", str(hr), "--tta", "--quiet", "--json", str(out)])
+        == 0
+    )
     assert json.loads(out.read_text())["method"] == "tiny+"
     assert main(["eval", "--sr-dir", str(hr), "--hr-dir", str(hr), "--scale", "2", "--tta"]) == 2
     assert "--tta runs a model" in capsys.readouterr().err

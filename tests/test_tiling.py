@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import swinir
-from swinir.model import SwinIR, SwinIRConfig, preset
+from swinir.model import SwinIR
 from swinir.tiling import (
     axis_weights,
     count_tiles,
@@ -23,23 +23,14 @@ from swinir.tiling import (
     validate,
 )
 
-from .conftest import shared_path
+from .conftest import shared_path, tiny_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models are dominated by thread start-up; one thread is also fair to a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_model(seed: int = 0) -> SwinIR:
     torch.manual_seed(seed)
-    base = preset("lightweight_x2").to_dict()
-    cfg = SwinIRConfig.from_dict({**base, "depths": [2, 2], "num_heads": [2, 2], "embed_dim": 12})
-    return SwinIR(cfg).eval()
+    return SwinIR(tiny_config({"depths": [2, 2], "num_heads": [2, 2]})).eval()
 
 
 def _forward(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-import swinir
-from swinir.model import SwinIR, SwinIRConfig, preset
 from swinir.ranks import Ranks, share
+
+from .conftest import save_tiny_model
 
 
 def test_shares_are_disjoint_complete_and_balanced() -> None:
@@ -33,10 +33,7 @@ def test_shares_are_disjoint_complete_and_balanced() -> None:
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 def test_torchrun_two_processes_write_what_one_writes(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    base = {**preset("lightweight_x2").to_dict(), "depths": [2], "num_heads": [2], "embed_dim": 12}
-    model = tmp_path / "tiny.safetensors"
-    swinir.save_model(SwinIR(SwinIRConfig.from_dict(base)), model)
+    model = save_tiny_model(tmp_path / "tiny.safetensors")
     src = tmp_path / "in"
     src.mkdir()
     rng = np.random.default_rng(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,33 +10,22 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms
 
-import swinir
 from swinir.backends import pick_device
 from swinir.imageio import encode_png16, read_image
-from swinir.model import SwinIR, SwinIRConfig, preset
+from swinir.model import SwinIRConfig, preset
 from swinir.upscaler import Upscaler
+
+from .conftest import save_tiny_model
 
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _save_tiny(path: Path, **overrides: object) -> Path:
-    torch.manual_seed(0)
-    base = {**preset("lightweight_x2").to_dict(), "depths": [2], "num_heads": [2], "embed_dim": 12}
-    swinir.save_model(SwinIR(SwinIRConfig.from_dict({**base, **overrides})), path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def rgb_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _save_tiny(tmp_path_factory.mktemp("m") / "tiny_x2.safetensors")
+    return save_tiny_model(tmp_path_factory.mktemp("m") / "tiny_x2.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +77,9 @@ def test_alpha_is_upscaled_not_dropped(up: Upscaler, rgb_model: Path) -> None:
 
 
 def test_gray_model_restores_each_colour_channel(tmp_path: Path) -> None:
-    path = _save_tiny(tmp_path / "gray_dn.safetensors", upscale=1, upsampler="", in_chans=1, window_size=7)
+    path = save_tiny_model(
+        tmp_path / "gray_dn.safetensors", {"upscale": 1, "upsampler": "", "in_chans": 1, "window_size": 7}
+    )
     restorer = Upscaler(path, device="cpu", tile=28, tile_overlap=7)
     assert restorer.scale == 1
     rgba = np.concatenate([_smooth(30, 40, 3), RNG.random((30, 40, 1), dtype=np.float32)], axis=2)
