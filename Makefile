@@ -68,7 +68,7 @@ $(PEERS_VENV)/.installed: pyproject.toml
 peers: peers-env
 	$(PEERS_VENV)/bin/python benchmarks/peers.py --set Art/val=$(SHARED)/Art/val \
 		--set Set5=$(SHARED)/Set5/HR --set Set14=$(SHARED)/Set14/HR --set BSD100=$(SHARED)/BSD100/HR@0 \
-		--levels 0 1 2 3 \
+		--levels 0 1 2 3 --tta --tta-sets Art/val Set5 Set14 \
 		--waifu2x-runtime auto --cache runs/peers_cache --markdown benchmarks/PEERS.md
 
 clean:

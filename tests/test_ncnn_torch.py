@@ -123,6 +123,29 @@ def test_tiles_join_exactly_with_odd_sides(tmp_path: Path) -> None:
     assert np.abs(want.astype(int) - whole.astype(int)).max() <= 1  # x / 255 vs x * (1 / 255)
 
 
+def test_tta_averages_the_eight_turned_passes(tmp_path: Path) -> None:
+    folder = tmp_path / "models-upconv_7_photo"
+    write_upconv_like(folder)
+    img = np.random.default_rng(3).integers(0, 256, size=(20, 34, 3), dtype=np.uint8)  # even sides
+    plain = ncnn_torch.Waifu2x(folder, noise=-1)
+    tta = ncnn_torch.Waifu2x(folder, noise=-1, tta=True)
+    turns = [  # (forward, back) on (h, w, c) arrays: the 8 symmetries of the square
+        (lambda a, k=k, f=f: np.rot90(a[:, ::-1] if f else a, k), lambda a, k=k, f=f: (
+            np.rot90(a, -k)[:, ::-1] if f else np.rot90(a, -k)))
+        for k in range(4) for f in (False, True)
+    ]  # fmt: skip
+    want = np.mean([back(plain.raw(np.ascontiguousarray(fwd(img)))) for fwd, back in turns], axis=0)
+    np.testing.assert_allclose(tta.raw(img), want, atol=1e-5)
+    for fwd, back in turns[1:]:  # the ensemble is equivariant (to float rounding); one pass is not
+        turned = np.ascontiguousarray(fwd(img))
+        np.testing.assert_allclose(back(tta.raw(turned)), tta.raw(img), atol=1e-5)
+        assert np.abs(back(plain.raw(turned)) - plain.raw(img)).max() > 1e-3
+    out = tta(img)
+    assert out.dtype == np.uint8 and np.abs(out.astype(int) - plain(img).astype(int)).max() > 0
+    tiled = ncnn_torch.Waifu2x(folder, noise=-1, tile=32, tta=True)(img)  # per tile, as the package
+    assert np.abs(tiled.astype(int) - out.astype(int)).max() <= 1
+
+
 def test_bad_files_are_refused_with_the_file_named(tmp_path: Path) -> None:
     folder = tmp_path / "models-upconv_7_photo"
     write_upconv_like(folder)
