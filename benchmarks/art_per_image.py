@@ -26,16 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from peers import TORCH_SUFFIX, cached, make_lr, ours, read_rgb
+from peers import TORCH_SUFFIX, cache_folder, cached, make_lr, ours, read_rgb
 from swinir.data import list_images
 from swinir.degradations import modcrop
 from swinir.metrics import psnr
 
-# Table label -> peers.py cache folder (as peers.py names it: label, "(torch)" -> "_torch").
-PEERS = {
-    "waifu2x UpConv7 anime": "waifu2x_UpConv7_anime",
-    "waifu2x CUNet" + TORCH_SUFFIX: "waifu2x_CUNet_torch",
-}
+# The peers.py rows read back from its cache (CUNet as the PyTorch reader ran it here).
+PEERS = ("waifu2x UpConv7 anime", "waifu2x CUNet" + TORCH_SUFFIX)
 EDGE_IMAGE = "jrpg_wolf"
 
 
@@ -79,8 +76,8 @@ def main() -> int:
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     for model in args.models:  # a checkpoint file is labelled by its stem
         methods[Path(model).stem if Path(model).is_file() else model] = ours(model, args.threads)
-    for label, folder in PEERS.items():
-        methods[label] = from_cache(Path(args.cache) / folder / f"level{args.level}")
+    for label in PEERS:
+        methods[label] = from_cache(Path(args.cache) / cache_folder(label) / f"level{args.level}")
 
     scores: dict[str, list[float]] = {}
     errors: dict[str, tuple[float, float]] = {}

@@ -132,9 +132,19 @@ WAIFU2X_TTA = ("waifu2x CUNet", "waifu2x UpConv7 anime")
 TTA_SUFFIX = "+"
 
 
+def is_tta(label: str) -> bool:
+    """Whether table label ``label`` is an 8-pass row (``art+``, ``waifu2x CUNet+ (torch)``, ...)."""
+    return label.removesuffix(TORCH_SUFFIX).endswith(TTA_SUFFIX)
+
+
+def cache_folder(label: str) -> str:
+    """The ``--cache`` subfolder of waifu2x method ``label`` (one per level below it)."""
+    return label.replace(TORCH_SUFFIX, "_torch").replace(TTA_SUFFIX, "_tta").replace(" ", "_")
+
+
 def torch_method(label: str, level: int, threads: int) -> tuple[str, Callable[[], Method]]:
     """The PyTorch-reader twin of waifu2x method ``label`` (``+``: TTA mode): its label and builder."""
-    tta = label.endswith(TTA_SUFFIX)
+    tta = is_tta(label)
     model, name = WAIFU2X[label.removesuffix(TTA_SUFFIX)], label + TORCH_SUFFIX
     return name, lambda: checked(waifu2x_torch(model, level, threads, tta), name)
 
@@ -156,10 +166,9 @@ def methods_for(
         "default": lambda: ours("default", threads),
         f"{art}": lambda: ours(art, threads),
     }
-    if tta and level == 0:  # the self-ensemble on clean input (8x the time of every other row)
-        table[f"{art}+"] = lambda: ours(art, threads, tta=True)
     peers = [(label, model, False) for label, model in WAIFU2X.items()]
-    if tta and level == 0:
+    if tta and level == 0:  # the self-ensembles on clean input (8x the time of every other row)
+        table[f"{art}+"] = lambda: ours(art, threads, tta=True)
         peers += [(label + TTA_SUFFIX, WAIFU2X[label], True) for label in WAIFU2X_TTA]
     for label, model, peer_tta in peers:
         if runtime == "torch":
@@ -281,11 +290,10 @@ def main() -> int:
             label, build = queue.pop(0)
             live = method = build()
             if args.cache and label.startswith("waifu2x"):
-                folder = label.replace(TORCH_SUFFIX, "_torch").replace(TTA_SUFFIX, "_tta").replace(" ", "_")
-                method = cached(live, Path(args.cache) / folder / f"level{level}")
+                method = cached(live, Path(args.cache) / cache_folder(label) / f"level{level}")
             try:
                 for name, hrs in sets:
-                    if label.removesuffix(TORCH_SUFFIX).endswith(TTA_SUFFIX) and name not in tta_sets:
+                    if is_tta(label) and name not in tta_sets:
                         continue
                     scores = []
                     for hr, lr in zip(hrs, lrs[name], strict=True):
