@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -316,13 +317,13 @@ def main() -> int:
                 broken[(level, label)] = str(exc)
                 print(f"level {level} {label}: not scored: {exc}", file=sys.stderr)
 
-    lines = [
+    header = (
         "Y-PSNR (dB) / SSIM, x2, border 2; LR = MATLAB bicubic, then JPEG at quality "
         + ", ".join(f"{QUALITY[n]} (level {n})" for n in sorted(QUALITY))
         + f"; CPU, {args.threads} threads. Time: one {timing_hr.shape[1] // 2}x{timing_hr.shape[0] // 2} "
-        "LR image, after a warm-up call.",
-        "",
-    ]
+        "LR image, after a warm-up call."
+    )
+    lines = [textwrap.fill(header, 100, break_on_hyphens=False), ""]
     for level in levels:
         sets = [(name, hrs) for name, hrs in all_sets if level in set_levels[name]]
         labels = list(dict.fromkeys(k[1] for k in results if k[0] == level))
@@ -353,10 +354,11 @@ def main() -> int:
             if label.endswith(TORCH_SUFFIX):
                 why = fallbacks.get((level, label))
                 because = f" because ncnn's output failed the sanity check here ({why})" if why else ""
-                lines.append(
+                note = (
                     f"{label}: the package's ncnn model files run by `benchmarks/ncnn_torch.py` (PyTorch, "
                     f"CPU, the package's tiling, padding and rounding){because}; time is the reader's."
                 )
+                lines.append(textwrap.fill(note, 100, break_on_hyphens=False))  # reads as prose
                 lines.append("")
     text = "\n".join(lines)
     print(text)
