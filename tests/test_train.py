@@ -133,6 +133,7 @@ def test_lr_schedules() -> None:
 def test_losses() -> None:
     a, b = torch.zeros(2, 3), torch.full((2, 3), 0.5)
     assert pixel_loss("l1", a, b).item() == pytest.approx(0.5)
+    assert pixel_loss("l2", a, b).item() == pytest.approx(0.25)
     assert pixel_loss("charbonnier", a, b, eps=1e-3).item() == pytest.approx(math.sqrt(0.25 + 1e-6))
 
 

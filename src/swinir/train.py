@@ -74,10 +74,13 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
 
 
 def pixel_loss(kind: str, sr: Tensor, hr: Tensor, eps: float = 1e-3) -> Tensor:
-    """Mean L1 or Charbonnier (``sqrt(d^2 + eps^2)``) loss over every value, in float32."""
+    """Mean L1, L2 (squared error: what PSNR measures, for a last fine-tune) or Charbonnier
+    (``sqrt(d^2 + eps^2)``) loss over every value, in float32."""
     d = sr.float() - hr.float()
     if kind == "l1":
         return d.abs().mean()
+    if kind == "l2":
+        return (d * d).mean()
     return torch.sqrt(d * d + eps * eps).mean()
 
 

@@ -33,7 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-LOSSES = ("l1", "charbonnier")
+LOSSES = ("l1", "charbonnier", "l2")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
