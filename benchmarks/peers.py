@@ -59,6 +59,11 @@ def make_lr(hr: np.ndarray, level: int) -> np.ndarray:
     return jpeg_compress(lr, QUALITY[level], 2) if level else lr
 
 
+def prose(text: str) -> str:
+    """A Markdown paragraph wrapped at the 100 columns of the project's docs (the card quotes it)."""
+    return textwrap.fill(text, 100, break_on_hyphens=False)
+
+
 def read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB")).copy()
@@ -323,7 +328,7 @@ def main() -> int:
         + f"; CPU, {args.threads} threads. Time: one {timing_hr.shape[1] // 2}x{timing_hr.shape[0] // 2} "
         "LR image, after a warm-up call."
     )
-    lines = [textwrap.fill(header, 100, break_on_hyphens=False), ""]
+    lines = [prose(header), ""]
     for level in levels:
         sets = [(name, hrs) for name, hrs in all_sets if level in set_levels[name]]
         labels = list(dict.fromkeys(k[1] for k in results if k[0] == level))
@@ -358,7 +363,7 @@ def main() -> int:
                     f"{label}: the package's ncnn model files run by `benchmarks/ncnn_torch.py` (PyTorch, "
                     f"CPU, the package's tiling, padding and rounding){because}; time is the reader's."
                 )
-                lines.append(textwrap.fill(note, 100, break_on_hyphens=False))  # reads as prose
+                lines.append(prose(note))
                 lines.append("")
     text = "\n".join(lines)
     print(text)

@@ -74,8 +74,8 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
 
 
 def pixel_loss(kind: str, sr: Tensor, hr: Tensor, eps: float = 1e-3) -> Tensor:
-    """Mean L1, L2 (squared error: what PSNR measures, for a last fine-tune) or Charbonnier
-    (``sqrt(d^2 + eps^2)``) loss over every value, in float32."""
+    """Mean L1, L2 (squared error, what PSNR measures) or Charbonnier (``sqrt(d^2 + eps^2)``) loss
+    over every value, in float32."""
     d = sr.float() - hr.float()
     if kind == "l1":
         return d.abs().mean()
